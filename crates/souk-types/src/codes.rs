@@ -1,0 +1,163 @@
+//! The one closed table of public error codes.
+//!
+//! Each kind of failure souk can report has one row: the `errcode` the WeChat-compatible server APIs
+//! answer (always with HTTP 200, as every WeChat SDK expects), the `errCode` of the client API
+//! (seed 000's negative codes), the honest HTTP status used by souk's own APIs (client and admin), and
+//! the message a person reads. A snapshot test pins the whole table, so any change to a public code is
+//! a visible diff.
+
+/// Declares [`Code`] and its table from one list, so no code is typed twice.
+macro_rules! code_table {
+    ($(
+        $(#[doc = $doc:literal])*
+        $variant:ident => { errcode: $errcode:expr, client: $client:expr, http: $http:expr, msg: $msg:expr }
+    ),* $(,)?) => {
+        /// A public error kind. See the module docs for what each column means.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code {
+            $( $(#[doc = $doc])* $variant, )*
+        }
+
+        impl Code {
+            /// Every code, in table order.
+            pub const ALL: &'static [Code] = &[ $( Code::$variant, )* ];
+
+            /// The `errcode` of the WeChat-compatible server APIs.
+            pub fn errcode(self) -> i64 {
+                match self { $( Code::$variant => $errcode, )* }
+            }
+
+            /// The `errCode` of the client API (seed 000) and of souk's own JSON errors.
+            pub fn client_code(self) -> i64 {
+                match self { $( Code::$variant => $client, )* }
+            }
+
+            /// The HTTP status souk's own APIs (client and admin) answer with.
+            pub fn http_status(self) -> u16 {
+                match self { $( Code::$variant => $http, )* }
+            }
+
+            /// The default message, lowercase, as the public platform words it where it has one.
+            pub fn message(self) -> &'static str {
+                match self { $( Code::$variant => $msg, )* }
+            }
+
+            /// The variant's name, stable, used as the admin API's `errCode`.
+            pub fn name(self) -> &'static str {
+                match self { $( Code::$variant => stringify!($variant), )* }
+            }
+        }
+    };
+}
+
+code_table! {
+    /// Anything souk did not expect; the detail is in souk's log under the request id.
+    SystemError => { errcode: -1, client: -2, http: 500, msg: "system error" },
+    /// A path souk does not serve.
+    InvalidUrl => { errcode: 40066, client: -1, http: 404, msg: "invalid url" },
+    /// The HTTP method is not the one the API takes (POST expected).
+    RequirePost => { errcode: 43002, client: -1, http: 405, msg: "require POST method" },
+    /// The HTTP method is not the one the API takes (GET expected).
+    RequireGet => { errcode: 43001, client: -1, http: 405, msg: "require GET method" },
+    /// A POST that needs a body came without one.
+    EmptyPostData => { errcode: 44002, client: -1, http: 400, msg: "empty post data" },
+    /// The body is not JSON, or a field has the wrong type.
+    DataFormatError => { errcode: 47001, client: -1, http: 400, msg: "data format error" },
+    /// The request body is larger than souk accepts for this API.
+    RequestTooLarge => { errcode: 47001, client: -1, http: 413, msg: "request body too large" },
+
+    /// No `access_token` in the query string.
+    AccessTokenMissing => { errcode: 41001, client: -1, http: 401, msg: "access_token missing" },
+    /// The `access_token` is unknown or malformed.
+    AccessTokenInvalid => { errcode: 40014, client: -1, http: 401, msg: "invalid access_token" },
+    /// The `access_token` is past its 7200 s.
+    AccessTokenExpired => { errcode: 42001, client: -1, http: 401, msg: "access_token expired" },
+    /// The `access_token` was superseded by a newer one and its 5-minute overlap is over.
+    AccessTokenNotLatest => { errcode: 40001, client: -1, http: 401, msg: "invalid credential, access_token is invalid or not latest" },
+    /// `grant_type` is not `client_credential`.
+    InvalidGrantType => { errcode: 40002, client: -1, http: 400, msg: "invalid grant_type" },
+    /// The appid is unknown or disabled.
+    InvalidAppid => { errcode: 40013, client: -6, http: 403, msg: "invalid appid" },
+    /// The secret does not belong to the app.
+    InvalidAppSecret => { errcode: 40125, client: -1, http: 401, msg: "invalid appsecret" },
+    /// No `appid` given.
+    AppidMissing => { errcode: 41002, client: -1, http: 400, msg: "appid missing" },
+    /// No `secret` given.
+    AppSecretMissing => { errcode: 41004, client: -1, http: 400, msg: "appsecret missing" },
+    /// A daily quota is used up (stable token force refreshes: 20 a day).
+    DailyQuotaReached => { errcode: 45009, client: -11, http: 429, msg: "reach max api daily quota limit" },
+
+    /// Service market: a missing or malformed field, `data` failing the API's schema, a wrong `async`.
+    MarketBadInput => { errcode: 9301001, client: -1, http: 400, msg: "invalid parameter" },
+    /// Service market: the provider could not be reached, answered an HTTP error or not the envelope.
+    MarketCallFailed => { errcode: 9301002, client: -2, http: 502, msg: "call api service failed" },
+    /// Service market: the provider did not answer within the API's timeout.
+    MarketProviderTimeout => { errcode: 9301012, client: -2, http: 504, msg: "service timeout" },
+    /// Service market: the provider answered `success: false`.
+    MarketProviderFailed => { errcode: 9301002, client: -3, http: 502, msg: "service logic failure" },
+    /// Service market: the calling app is disabled or may not make this call.
+    MarketAppidError => { errcode: 40013, client: -6, http: 403, msg: "invalid appid" },
+    /// Service market: no such service.
+    MarketUnknownService => { errcode: 9301001, client: -7, http: 404, msg: "invalid parameter: unknown service" },
+    /// Service market: the service has no such API.
+    MarketUnknownApi => { errcode: 9301001, client: -8, http: 404, msg: "invalid parameter: unknown api" },
+    /// Service market: no package, package used up or expired, payer not allowed.
+    MarketChargeFailed => { errcode: 9301010, client: -10, http: 402, msg: "consumption failure" },
+    /// Service market: the API's or app's rate limit was hit.
+    MarketRateLimited => { errcode: 9301011, client: -11, http: 429, msg: "frequency limit" },
+    /// Service market: souk itself failed (storage unreachable, ...).
+    MarketInternal => { errcode: 9301003, client: -2, http: 500, msg: "internal exception" },
+    /// Service market: the request id is unknown or belongs to another app.
+    MarketUnknownRequest => { errcode: 9301014, client: -1, http: 404, msg: "invalid request_id" },
+    /// Service market: the async job has not finished yet.
+    MarketPending => { errcode: 9301015, client: 1, http: 202, msg: "backend not processed yet" },
+
+    /// Admin API: no or wrong admin token.
+    AdminUnauthorized => { errcode: 40001, client: -1, http: 401, msg: "admin token missing or wrong" },
+    /// Admin API: the request is malformed.
+    AdminInvalidRequest => { errcode: 47001, client: -1, http: 400, msg: "invalid request" },
+    /// Admin API: the object does not exist.
+    AdminNotFound => { errcode: 40066, client: -1, http: 404, msg: "not found" },
+    /// Admin API: the object already exists.
+    AdminConflict => { errcode: 47001, client: -1, http: 409, msg: "already exists" },
+}
+
+impl Code {
+    /// Whether a failure of this kind is souk's fault rather than the caller's or a provider's.
+    pub fn is_internal(self) -> bool {
+        matches!(self, Code::SystemError | Code::MarketInternal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Code;
+
+    /// Pins every public code: changing one must show up as a snapshot diff in review.
+    #[test]
+    fn code_table_snapshot() {
+        let table: Vec<String> = Code::ALL
+            .iter()
+            .map(|code| {
+                format!(
+                    "{:<22} errcode={:<8} client={:<4} http={} msg={:?}",
+                    code.name(),
+                    code.errcode(),
+                    code.client_code(),
+                    code.http_status(),
+                    code.message()
+                )
+            })
+            .collect();
+        insta::assert_snapshot!(table.join("\n"));
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<&str> = Code::ALL.iter().map(|c| c.name()).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len());
+    }
+}

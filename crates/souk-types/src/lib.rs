@@ -1,0 +1,20 @@
+//! Wire types of souk: the closed table of public error codes, the request and answer shapes of the
+//! WeChat-compatible and admin APIs, and the signature recipe shared with providers.
+//!
+//! This crate does no I/O and knows no framework: the server adapts [`codes::Code`] to HTTP, the SDK
+//! uses the same shapes from the other side of the wire.
+//!
+//! Layout:
+//! - [`codes`]: every public code (server errcode, client errCode, HTTP status, message).
+//! - [`sign`]: the Taobao/Qimen-style signature (`cloud-gateway.md` §3) and the provider timestamp.
+//! - [`market`]: `/wxa/servicemarket` request parsing and the provider envelope.
+//! - [`token`]: access-token answers.
+//! - [`admin`]: the admin API's request and answer bodies.
+
+pub mod admin;
+pub mod codes;
+pub mod market;
+pub mod sign;
+pub mod token;
+
+pub use codes::Code;
