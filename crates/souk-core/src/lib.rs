@@ -1,9 +1,28 @@
-//! The domain rules of souk: access tokens, the service-market call with exact charging, the call log.
+//! The domain rules of souk: access tokens, the service-market call with exact charging, the registry
+//! an operator manages, and the call log.
 //!
 //! **Architecture invariant:** this crate knows nothing about HTTP or SQL. It reads time only through
 //! [`clock::Clock`], reaches storage only through the traits of [`store`], and reaches providers only
 //! through [`provider::ProviderTransport`].
+//!
+//! Layout: [`souk::Souk`] is the context; [`tokens`], [`market`] and [`registry`] add its domain
+//! calls; [`store`] and [`model`] define what storage keeps; [`calllog`] batches the call log;
+//! [`ratelimit`] and [`cache`] hold short-lived state.
 
+pub mod cache;
+pub mod calllog;
 pub mod clock;
+pub mod error;
+pub mod ids;
+pub mod maintenance;
+pub mod market;
 pub mod model;
+pub mod provider;
+pub mod ratelimit;
+pub mod registry;
+pub mod souk;
 pub mod store;
+pub mod tokens;
+
+pub use error::Failure;
+pub use souk::Souk;

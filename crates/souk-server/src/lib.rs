@@ -1,1 +1,54 @@
-//! placeholder
+//! The HTTP server of souk: the WeChat-compatible APIs at the root (`/cgi-bin/...`, `/wxa/...`), the
+//! admin API under `/souk/v1/admin/`, and the operational routes.
+//!
+//! **Architecture invariant:** this is the only crate that knows HTTP on the serving side. Handlers
+//! decode, make one domain call on [`souk_core::Souk`], and encode; authentication lives in
+//! [`extract`]; a [`souk_core::Failure`] becomes an answer only in [`render`].
+//!
+//! [`app`] returns the whole router, so tests drive it on a real socket or without one.
+
+pub mod admin;
+pub mod context;
+pub mod extract;
+pub mod metrics;
+pub mod render;
+pub mod routes;
+pub mod state;
+pub mod upstream;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use state::{AppState, ServerSettings};
+
+/// The whole router.
+pub fn app(state: AppState) -> Router {
+    let wechat = Router::new()
+        .route("/cgi-bin/token", get(routes::token::get_token).fallback(routes::require_get))
+        .route(
+            "/cgi-bin/stable_token",
+            post(routes::token::stable_token).fallback(routes::require_post),
+        )
+        .route(
+            "/wxa/servicemarket",
+            post(routes::service_market::invoke).fallback(routes::require_post),
+        );
+    let ops = Router::new()
+        .route("/healthz", get(routes::ops::healthz))
+        .route("/readyz", get(routes::ops::readyz))
+        .route("/metrics", get(routes::ops::metrics))
+        .route("/souk/v1/openapi.json", get(openapi));
+    Router::new()
+        .merge(wechat)
+        .merge(ops)
+        .nest("/souk/v1/admin", admin::admin_routes())
+        .fallback(routes::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), context::with_request_context))
+        .with_state(state)
+}
+
+async fn openapi() -> axum::response::Response {
+    ([(header::CONTENT_TYPE, "application/json")], admin::OPENAPI_JSON).into_response()
+}

@@ -1,0 +1,406 @@
+//! The service market's sync call (`wire.md` §3, §5): validate, rate-limit, reserve the units, sign and
+//! send the provider request, read the envelope, commit or release, and keep the answer for retries.
+//!
+//! The phases follow the request path, as in pingora's proxy trait: `filter` (lookups, schema, limits)
+//! → `reserve` → `upstream` → `settle`. Each phase fails with one public [`Code`].
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use souk_types::admin::ApiMode;
+use souk_types::market::{self, InvokeRequest};
+use souk_types::Code;
+
+use crate::error::Failure;
+use crate::model::{ReserveOutcome, ReserveRequest, Settlement};
+use crate::provider::{signed_url, ProviderReply, ProviderRequest, SignedCall};
+use crate::souk::{CachedApi, Souk};
+use crate::tokens::Caller;
+
+/// The most schema errors quoted in one message.
+const MAX_SCHEMA_ERRORS: usize = 3;
+/// How long past the API's timeout a duplicate waits for the first call's answer.
+const DUPLICATE_GRACE_MS: u64 = 2_000;
+
+/// The answer of an invoke, whatever API shape renders it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvokeAnswer {
+    /// The request id to report (the first call's, for a replay).
+    pub request_id: String,
+    /// `Ok(data as a JSON string)` or the failure.
+    pub outcome: Result<String, StoredFailure>,
+}
+
+/// A failure as kept for `client_msg_id` replays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFailure {
+    /// The code's name.
+    pub code: String,
+    /// The detail.
+    pub detail: String,
+    /// Provider's error code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_errcode: Option<String>,
+    /// Provider's error message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_errmsg: Option<String>,
+}
+
+impl StoredFailure {
+    fn from_failure(failure: &Failure) -> Self {
+        StoredFailure {
+            code: failure.code.name().to_owned(),
+            detail: failure.detail.clone(),
+            provider_errcode: failure.provider_errcode.clone(),
+            provider_errmsg: failure.provider_errmsg.clone(),
+        }
+    }
+
+    /// Back to a [`Failure`]; an unknown code name (from a newer souk) reads as an internal error.
+    pub fn to_failure(&self) -> Failure {
+        let code = Code::ALL
+            .iter()
+            .copied()
+            .find(|code| code.name() == self.code)
+            .unwrap_or(Code::MarketInternal);
+        Failure {
+            code,
+            detail: self.detail.clone(),
+            provider_errcode: self.provider_errcode.clone(),
+            provider_errmsg: self.provider_errmsg.clone(),
+        }
+    }
+}
+
+/// What an invoke did, for the call log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvokeTrace {
+    /// The package charged (also set when the units went back).
+    pub package_id: Option<String>,
+    /// The answer is a replay of an earlier call with the same `client_msg_id`.
+    pub replayed: bool,
+}
+
+impl Souk {
+    /// `POST /wxa/servicemarket` for an authenticated caller. Never fails as a Rust call: every
+    /// failure is part of the answer, so that it can be kept for retries and logged.
+    pub async fn invoke_service(&self, caller: &Caller, request: &InvokeRequest, request_id: &str) -> (InvokeAnswer, InvokeTrace) {
+        let mut trace = InvokeTrace::default();
+        let api = match self.filter_invoke(caller, request).await {
+            Ok(api) => api,
+            Err(failure) => return (self.answer_failure(caller, request, request_id, &failure).await, trace),
+        };
+        let reserve = ReserveRequest {
+            request_id: request_id.to_owned(),
+            payer_appid: caller.app.appid.clone(),
+            caller_appid: caller.app.appid.clone(),
+            service_id: api.api.service_id.clone(),
+            api: api.api.name.clone(),
+            units: api.api.price,
+            now_ms: self.now_ms(),
+            client_msg_id: request.client_msg_id.clone(),
+        };
+        let outcome = match self.store.reserve(&reserve).await {
+            Ok(outcome) => outcome,
+            Err(err) => return (failed(request_id, &Failure::from_store(Code::MarketInternal, &err)), trace),
+        };
+        let package_id = match outcome {
+            ReserveOutcome::Reserved { package_id } => package_id,
+            ReserveOutcome::Duplicate(first) => {
+                trace.replayed = true;
+                let wait = Duration::from_millis(api.api.timeout_ms + DUPLICATE_GRACE_MS);
+                return (
+                    self.wait_for_first_answer(caller, request, first.request_id, first.answer, wait)
+                        .await,
+                    trace,
+                );
+            }
+            ReserveOutcome::NoPackage => return (failed(request_id, &charge_failure(caller, &api, "has no package for")), trace),
+            ReserveOutcome::Exhausted => {
+                return (
+                    failed(request_id, &charge_failure(caller, &api, "has used up its packages for")),
+                    trace,
+                )
+            }
+            ReserveOutcome::Expired => {
+                return (
+                    failed(request_id, &charge_failure(caller, &api, "has only expired packages for")),
+                    trace,
+                )
+            }
+        };
+        trace.package_id = Some(package_id);
+        let outcome = self.call_provider(caller, request, &api, request_id).await;
+        let answer = InvokeAnswer {
+            request_id: request_id.to_owned(),
+            outcome: outcome.map_err(|failure| StoredFailure::from_failure(&failure)),
+        };
+        self.settle(caller, request, &answer).await;
+        (answer, trace)
+    }
+
+    /// Lookups, mode, schema and rate limits: everything that can refuse a call before it costs.
+    async fn filter_invoke(&self, caller: &Caller, request: &InvokeRequest) -> Result<std::sync::Arc<CachedApi>, Failure> {
+        let internal = |err: crate::store::StoreError| Failure::from_store(Code::MarketInternal, &err);
+        let service = self.find_service(&request.service).await.map_err(internal)?;
+        if !service.is_some_and(|service| !service.disabled) {
+            return Err(Failure::new(Code::MarketUnknownService, format!("no service {}", request.service)));
+        }
+        let api = self.find_api(&request.service, &request.api).await.map_err(internal)?;
+        let api = api.ok_or_else(|| {
+            Failure::new(
+                Code::MarketUnknownApi,
+                format!("service {} has no api {}", request.service, request.api),
+            )
+        })?;
+        match (api.api.mode, request.is_async) {
+            (ApiMode::Sync, true) => {
+                return Err(Failure::new(
+                    Code::MarketBadInput,
+                    format!("api {} is sync only: do not set async", request.api),
+                ))
+            }
+            (ApiMode::Async, false) => {
+                return Err(Failure::new(
+                    Code::MarketBadInput,
+                    format!("api {} is async only: set async to true", request.api),
+                ))
+            }
+            (_, true) => {
+                return Err(Failure::new(
+                    Code::MarketBadInput,
+                    "async long tasks are not available in this souk version yet",
+                ))
+            }
+            _ => {}
+        }
+        if let Some(validator) = &api.validator {
+            let errors: Vec<String> = validator
+                .iter_errors(&request.data)
+                .take(MAX_SCHEMA_ERRORS)
+                .map(|err| format!("{} at '{}'", err, err.instance_path))
+                .collect();
+            if !errors.is_empty() {
+                return Err(Failure::new(
+                    Code::MarketBadInput,
+                    format!("data does not match the api's schema: {}", errors.join("; ")),
+                ));
+            }
+        }
+        let now_ms = self.now_ms();
+        if let Some(limit) = &caller.app.rate_limit {
+            if !self.rate_limiter.check(&format!("app:{}", caller.app.appid), limit, now_ms).await {
+                return Err(Failure::new(
+                    Code::MarketRateLimited,
+                    format!("app {} is over its rate limit", caller.app.appid),
+                ));
+            }
+        }
+        if let Some(limit) = &api.api.rate_limit {
+            if !self
+                .rate_limiter
+                .check(&format!("api:{}\n{}", api.api.service_id, api.api.name), limit, now_ms)
+                .await
+            {
+                return Err(Failure::new(
+                    Code::MarketRateLimited,
+                    format!("api {} is over its rate limit", api.api.name),
+                ));
+            }
+        }
+        Ok(api)
+    }
+
+    /// A refusal before any charge. A retry of a call that already has an answer still gets that
+    /// answer (so a retry refused by the rate limit does not hide the first call's result).
+    async fn answer_failure(&self, caller: &Caller, request: &InvokeRequest, request_id: &str, failure: &Failure) -> InvokeAnswer {
+        if let Some(client_msg_id) = &request.client_msg_id {
+            if let Ok(Some(first)) = self.store.find_idempotent(&caller.app.appid, client_msg_id).await {
+                if let Some(answer) = first.answer.and_then(|body| serde_json::from_str::<InvokeAnswer>(&body).ok()) {
+                    return answer;
+                }
+            }
+        }
+        failed(request_id, failure)
+    }
+
+    /// Signs, sends and reads the provider's answer.
+    async fn call_provider(&self, caller: &Caller, request: &InvokeRequest, api: &CachedApi, request_id: &str) -> Result<String, Failure> {
+        let service = self.find_service(&api.api.service_id).await.ok().flatten();
+        let Some(service) = service else {
+            return Err(Failure::new(
+                Code::MarketUnknownService,
+                format!("no service {}", api.api.service_id),
+            ));
+        };
+        let body = serde_json::to_vec(&request.data).unwrap_or_default();
+        let url = signed_url(
+            &SignedCall {
+                upstream_url: &api.api.upstream_url,
+                secret: &service.secret,
+                request_id,
+                service_id: &service.service_id,
+                api: &api.api.name,
+                appid: &caller.app.appid,
+                openid: None,
+                is_async: false,
+                now_ms: self.now_ms(),
+            },
+            &body,
+        );
+        let timeout = Duration::from_millis(api.api.timeout_ms);
+        let reply = self.transport.post(ProviderRequest { url, body, timeout }).await;
+        read_provider_reply(reply, api.api.timeout_ms)
+    }
+
+    /// Commits or releases the units and keeps the answer for retries.
+    async fn settle(&self, caller: &Caller, request: &InvokeRequest, answer: &InvokeAnswer) {
+        let kept = request.client_msg_id.as_ref().map(|client_msg_id| {
+            let body = serde_json::to_string(answer).unwrap_or_default();
+            (caller.app.appid.clone(), client_msg_id.clone(), body)
+        });
+        let settlement = Settlement {
+            request_id: answer.request_id.clone(),
+            commit: answer.outcome.is_ok(),
+            now_ms: self.now_ms(),
+            answer: kept,
+        };
+        // A failed settlement leaves the units reserved; the reaper releases them later, so a unit is
+        // never spent without a successful call.
+        if let Err(err) = self.store.settle(&settlement).await {
+            tracing::error!(request_id = %answer.request_id, error = %err, "settling a charge failed; the reaper will release it");
+        }
+    }
+
+    /// A duplicate `client_msg_id`: the first call's answer, waiting for it if that call is in flight.
+    async fn wait_for_first_answer(
+        &self,
+        caller: &Caller,
+        request: &InvokeRequest,
+        first_request_id: String,
+        mut answer: Option<String>,
+        wait: Duration,
+    ) -> InvokeAnswer {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut delay = Duration::from_millis(10);
+        let client_msg_id = request.client_msg_id.as_deref().unwrap_or_default();
+        loop {
+            if let Some(body) = answer.as_deref() {
+                return serde_json::from_str(body).unwrap_or_else(|_| {
+                    failed(
+                        &first_request_id,
+                        &Failure::new(Code::MarketInternal, "the first answer could not be read"),
+                    )
+                });
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let failure = Failure::new(
+                    Code::MarketCallFailed,
+                    "the first call with this client_msg_id is still running; retry later",
+                );
+                return failed(&first_request_id, &failure);
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(200));
+            answer = match self.store.find_idempotent(&caller.app.appid, client_msg_id).await {
+                Ok(Some(record)) => record.answer,
+                // The first call was reaped (its process died): this retry may run it again.
+                Ok(None) => {
+                    let failure = Failure::new(
+                        Code::MarketCallFailed,
+                        "the first call with this client_msg_id was interrupted; retry",
+                    );
+                    return failed(&first_request_id, &failure);
+                }
+                Err(_) => None,
+            };
+        }
+    }
+}
+
+fn failed(request_id: &str, failure: &Failure) -> InvokeAnswer {
+    InvokeAnswer {
+        request_id: request_id.to_owned(),
+        outcome: Err(StoredFailure::from_failure(failure)),
+    }
+}
+
+fn charge_failure(caller: &Caller, api: &CachedApi, what: &str) -> Failure {
+    Failure::new(
+        Code::MarketChargeFailed,
+        format!("app {} {what} service {}", caller.app.appid, api.api.service_id),
+    )
+}
+
+/// Classifies a provider reply by source: transport, HTTP, envelope, provider logic.
+fn read_provider_reply(reply: ProviderReply, timeout_ms: u64) -> Result<String, Failure> {
+    let (status, body) = match reply {
+        ProviderReply::Answered { status, body } => (status, body),
+        ProviderReply::TimedOut => {
+            return Err(Failure::new(
+                Code::MarketProviderTimeout,
+                format!("provider did not answer within {timeout_ms} ms"),
+            ))
+        }
+        ProviderReply::Failed(why) => return Err(Failure::new(Code::MarketCallFailed, format!("provider unreachable: {why}"))),
+    };
+    if !(200..300).contains(&status) {
+        return Err(Failure::new(Code::MarketCallFailed, format!("provider answered HTTP {status}")));
+    }
+    let envelope = market::parse_envelope(&body).map_err(|why| Failure::new(Code::MarketCallFailed, why))?;
+    if !envelope.success {
+        let mut failure = Failure::new(
+            Code::MarketProviderFailed,
+            envelope
+                .error_message
+                .clone()
+                .unwrap_or_else(|| "provider reported a failure".to_owned()),
+        );
+        failure.provider_errcode = envelope.error_code;
+        failure.provider_errmsg = envelope.error_message;
+        return Err(failure);
+    }
+    Ok(market::data_as_json_string(&envelope.data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(reply: ProviderReply, expect: Result<&str, Code>) {
+        let got = read_provider_reply(reply, 100);
+        match (got, expect) {
+            (Ok(data), Ok(want)) => assert_eq!(data, want),
+            (Err(failure), Err(code)) => assert_eq!(failure.code, code, "{}", failure.detail),
+            (got, want) => panic!("got {got:?}, want {want:?}"),
+        }
+    }
+
+    fn answered(status: u16, body: &str) -> ProviderReply {
+        ProviderReply::Answered {
+            status,
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn replies_are_classified_by_source() {
+        check(answered(200, r#"{"success":true,"data":{"a":1},"x":2}"#), Ok(r#"{"a":1}"#));
+        check(
+            answered(200, r#"{"success":false,"errorCode":"E1","errorMessage":"bad"}"#),
+            Err(Code::MarketProviderFailed),
+        );
+        check(answered(500, r#"{"success":true,"data":1}"#), Err(Code::MarketCallFailed));
+        check(answered(200, "<html>"), Err(Code::MarketCallFailed));
+        check(ProviderReply::TimedOut, Err(Code::MarketProviderTimeout));
+        check(ProviderReply::Failed("refused".into()), Err(Code::MarketCallFailed));
+    }
+
+    #[test]
+    fn stored_failures_round_trip() {
+        let mut failure = Failure::new(Code::MarketProviderFailed, "bad");
+        failure.provider_errcode = Some("E1".into());
+        let stored = StoredFailure::from_failure(&failure);
+        assert_eq!(stored.to_failure(), failure);
+    }
+}

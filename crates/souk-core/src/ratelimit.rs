@@ -1,0 +1,96 @@
+//! Rate limits: the shared-state role that says whether one more call fits a [`RateLimit`], and its
+//! in-process implementation (GCRA, the same algorithm the Redis implementation will run).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use souk_types::admin::RateLimit;
+
+/// Whether a call may go ahead under a limit.
+#[async_trait]
+pub trait RateLimiter: Send + Sync + 'static {
+    /// Counts one call against `key` if it fits `limit` at `now_ms`; answers whether it did.
+    async fn check(&self, key: &str, limit: &RateLimit, now_ms: i64) -> bool;
+}
+
+/// GCRA in one process: one "theoretical arrival time" per key.
+///
+/// `burst` calls may arrive at once; after that, one every `1 / per_second` seconds.
+#[derive(Debug, Default)]
+pub struct LocalRateLimiter {
+    arrival_ms: Mutex<HashMap<String, f64>>,
+}
+
+/// Past this many keys, keys whose arrival time is in the past are forgotten (they are "full").
+const PRUNE_AT_KEYS: usize = 100_000;
+
+impl LocalRateLimiter {
+    /// An empty limiter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// The GCRA step: answers the new arrival time if the call fits.
+pub fn gcra(arrival_ms: Option<f64>, limit: &RateLimit, now_ms: f64) -> Option<f64> {
+    if limit.per_second <= 0.0 {
+        return None;
+    }
+    let interval_ms = 1000.0 / limit.per_second;
+    let tolerance_ms = interval_ms * f64::from(limit.burst.max(1) - 1);
+    let arrival_ms = arrival_ms.unwrap_or(now_ms).max(now_ms);
+    if arrival_ms - now_ms > tolerance_ms {
+        return None;
+    }
+    Some(arrival_ms + interval_ms)
+}
+
+#[async_trait]
+impl RateLimiter for LocalRateLimiter {
+    async fn check(&self, key: &str, limit: &RateLimit, now_ms: i64) -> bool {
+        #[allow(clippy::cast_precision_loss, reason = "milliseconds since 1970 fit an f64 mantissa exactly")]
+        let now_ms = now_ms as f64;
+        let mut arrivals = self.arrival_ms.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if arrivals.len() >= PRUNE_AT_KEYS {
+            arrivals.retain(|_, arrival| *arrival > now_ms);
+        }
+        match gcra(arrivals.get(key).copied(), limit, now_ms) {
+            Some(next) => {
+                arrivals.insert(key.to_owned(), next);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn burst_then_steady_rate() {
+        let limiter = LocalRateLimiter::new();
+        let limit = RateLimit {
+            per_second: 10.0,
+            burst: 3,
+        };
+        let t0 = 1_000_000;
+        for _ in 0..3 {
+            assert!(limiter.check("k", &limit, t0).await);
+        }
+        assert!(!limiter.check("k", &limit, t0).await);
+        assert!(!limiter.check("k", &limit, t0 + 50).await);
+        assert!(limiter.check("k", &limit, t0 + 100).await);
+        assert!(!limiter.check("k", &limit, t0 + 100).await);
+        assert!(limiter.check("other", &limit, t0).await, "keys are independent");
+        assert!(limiter.check("k", &limit, t0 + 10_000).await);
+    }
+
+    #[tokio::test]
+    async fn zero_rate_refuses() {
+        let limiter = LocalRateLimiter::new();
+        assert!(!limiter.check("k", &RateLimit { per_second: 0.0, burst: 5 }, 0).await);
+    }
+}

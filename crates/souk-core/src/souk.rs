@@ -1,0 +1,83 @@
+//! [`Souk`]: the domain's one context object, holding the storage roles, the clock, the provider
+//! transport and the caches. Every domain call is a method on it.
+
+use std::sync::Arc;
+
+use crate::cache::TtlCache;
+use crate::calllog::CallLogWriter;
+use crate::clock::SharedClock;
+use crate::model::{Api, App, Service, TokenRecord};
+use crate::provider::ProviderTransport;
+use crate::ratelimit::RateLimiter;
+use crate::store::DurableStore;
+
+/// How long a cached registry or token entry is trusted without asking the store.
+pub const CACHE_TTL_MS: i64 = 2_000;
+const CACHE_MAX_ENTRIES: usize = 100_000;
+
+/// The domain context.
+pub struct Souk {
+    pub(crate) store: Arc<dyn DurableStore>,
+    pub(crate) clock: SharedClock,
+    pub(crate) transport: Arc<dyn ProviderTransport>,
+    pub(crate) rate_limiter: Arc<dyn RateLimiter>,
+    pub(crate) calls: CallLogWriter,
+    pub(crate) apps: TtlCache<String, Option<Arc<App>>>,
+    pub(crate) services: TtlCache<String, Option<Arc<Service>>>,
+    pub(crate) apis: TtlCache<(String, String), Option<Arc<CachedApi>>>,
+    pub(crate) tokens: TtlCache<String, Arc<TokenRecord>>,
+}
+
+/// An API with its compiled schema, as the hot path needs it.
+pub struct CachedApi {
+    /// The API.
+    pub api: Api,
+    /// Its `data` schema, compiled once.
+    pub validator: Option<jsonschema::Validator>,
+}
+
+impl std::fmt::Debug for Souk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Souk")
+            .field("backend", &self.store.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Souk {
+    /// Builds the context. `calls` must write to the same `store`.
+    pub fn new(
+        store: Arc<dyn DurableStore>,
+        clock: SharedClock,
+        transport: Arc<dyn ProviderTransport>,
+        rate_limiter: Arc<dyn RateLimiter>,
+        calls: CallLogWriter,
+    ) -> Self {
+        Souk {
+            store,
+            clock,
+            transport,
+            rate_limiter,
+            calls,
+            apps: TtlCache::new(CACHE_TTL_MS, CACHE_MAX_ENTRIES),
+            services: TtlCache::new(CACHE_TTL_MS, CACHE_MAX_ENTRIES),
+            apis: TtlCache::new(CACHE_TTL_MS, CACHE_MAX_ENTRIES),
+            tokens: TtlCache::new(CACHE_TTL_MS, CACHE_MAX_ENTRIES),
+        }
+    }
+
+    /// Now, from the injected clock.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// The durable store.
+    pub fn store(&self) -> &Arc<dyn DurableStore> {
+        &self.store
+    }
+
+    /// The call log writer.
+    pub fn call_log(&self) -> &CallLogWriter {
+        &self.calls
+    }
+}

@@ -1,0 +1,54 @@
+//! Where a [`Failure`] becomes an HTTP answer, in the two styles souk speaks:
+//! WeChat's (HTTP 200, `{errcode, errmsg: "... rid: <id>"}`) and souk's own (honest status,
+//! `{errCode, errMsg, requestID}`).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use souk_core::Failure;
+use souk_types::admin::ErrorBody;
+
+/// WeChat's JSON content type, as the platform sends it.
+pub const WECHAT_JSON: &str = "application/json; encoding=utf-8";
+
+/// A WeChat-style JSON answer: always HTTP 200.
+pub fn wechat_json(body: &Value) -> Response {
+    let mut response = (StatusCode::OK, body.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(WECHAT_JSON));
+    response
+}
+
+/// The `errmsg` of a WeChat-style failure.
+pub fn wechat_errmsg(failure: &Failure, request_id: &str) -> String {
+    format!("{} rid: {request_id}", failure.message())
+}
+
+/// The body of a WeChat-style failure.
+pub fn wechat_failure_body(failure: &Failure, request_id: &str) -> Value {
+    let mut body = json!({ "errcode": failure.code.errcode(), "errmsg": wechat_errmsg(failure, request_id) });
+    if let Some(code) = &failure.provider_errcode {
+        body["provider_errcode"] = json!(code);
+    }
+    if let Some(message) = &failure.provider_errmsg {
+        body["provider_errmsg"] = json!(message);
+    }
+    body
+}
+
+/// A WeChat-style failure answer.
+pub fn wechat_failure(failure: &Failure, request_id: &str) -> Response {
+    wechat_json(&wechat_failure_body(failure, request_id))
+}
+
+/// A souk-style failure answer (admin API), with the code's HTTP status.
+pub fn souk_failure(failure: &Failure, request_id: &str) -> Response {
+    let status = StatusCode::from_u16(failure.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = ErrorBody {
+        err_code: json!(failure.code.name()),
+        err_msg: failure.message(),
+        request_id: request_id.to_owned(),
+    };
+    (status, axum::Json(body)).into_response()
+}

@@ -1,0 +1,30 @@
+//! The WeChat-compatible routes and the operational ones, one module per API family.
+
+pub mod ops;
+pub mod service_market;
+pub mod token;
+
+use axum::response::Response;
+use souk_core::Failure;
+use souk_types::Code;
+
+use crate::context::RequestContext;
+use crate::render;
+
+/// Answers a WeChat path called with the wrong method (43002 / 43001).
+pub async fn require_post(context: RequestContext) -> Response {
+    render::wechat_failure(&Failure::new(Code::RequirePost, ""), &context.request_id)
+}
+
+/// Answers a WeChat path called with the wrong method (43001).
+pub async fn require_get(context: RequestContext) -> Response {
+    render::wechat_failure(&Failure::new(Code::RequireGet, ""), &context.request_id)
+}
+
+/// Any path souk does not serve: 404 with errcode 40066, as `wire.md` §1 says.
+pub async fn not_found(context: RequestContext) -> Response {
+    let failure = Failure::new(Code::InvalidUrl, "");
+    let mut response = render::wechat_failure(&failure, &context.request_id);
+    *response.status_mut() = axum::http::StatusCode::NOT_FOUND;
+    response
+}
