@@ -202,7 +202,8 @@ pub enum ReserveOutcome {
     NoPackage,
     /// Every usable package has too few units left.
     Exhausted,
-    /// Every package with units left has expired.
+    /// The payer has packages for the service, but none unexpired (an unexpired package with too few
+    /// units left makes the answer `Exhausted`). A package expires at `expires_at_ms` exactly.
     Expired,
 }
 

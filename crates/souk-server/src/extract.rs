@@ -150,11 +150,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for AdminJson<T> {
         let bytes = read_limited(request.into_body(), state.settings.max_body_bytes)
             .await
             .map_err(|failure| render::souk_failure(&failure, &request_id))?;
-        let value = serde_json::from_slice(&bytes).map_err(|err| {
-            let failure = Failure::new(
-                Code::AdminInvalidRequest,
-                format!("the body is not valid JSON for this request: {err}"),
-            );
+        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+            let path = err.path().to_string();
+            let failure = if path == "." {
+                Failure::new(Code::AdminInvalidRequest, format!("the body is not valid JSON for this request: {}", err.inner()))
+            } else {
+                Failure::new(Code::AdminInvalidRequest, format!("{path}: {}", err.inner()))
+            };
             render::souk_failure(&failure, &request_id).into_response()
         })?;
         Ok(AdminJson(value))

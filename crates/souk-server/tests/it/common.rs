@@ -1,0 +1,247 @@
+//! The test harness: a real souk on a loopback port with an injected clock, a real upstream provider
+//! written here, and helpers for the admin and WeChat APIs.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::Router;
+use serde_json::{json, Value};
+use souk_core::calllog::CallLogWriter;
+use souk_core::clock::{Clock, ManualClock, SystemClock};
+use souk_core::ratelimit::LocalRateLimiter;
+use souk_core::store::DurableStore;
+use souk_core::Souk;
+use souk_server::upstream::HttpTransport;
+use souk_server::{AppState, ServerSettings};
+
+/// The admin token of test servers.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+/// The signing secret of test services.
+pub const SERVICE_SECRET: &str = "test-service-secret";
+
+/// A souk listening on a loopback port.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The clock souk reads.
+    pub clock: Arc<ManualClock>,
+    /// The domain, for flushing the call log.
+    pub souk: Arc<Souk>,
+    /// An HTTP client.
+    pub http: reqwest::Client,
+}
+
+impl TestServer {
+    /// Starts souk on `store`.
+    pub async fn start(store: Arc<dyn DurableStore>) -> TestServer {
+        let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
+        let (call_log, _task) = CallLogWriter::start(store.clone());
+        let souk = Arc::new(Souk::new(store, clock.clone(), Arc::new(HttpTransport::new().unwrap()), Arc::new(LocalRateLimiter::new()), call_log));
+        let settings = ServerSettings { admin_token: ADMIN_TOKEN.to_owned(), max_body_bytes: 64 * 1024 };
+        let router = souk_server::app(AppState::new(souk.clone(), settings));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        TestServer { base, clock, souk, http: reqwest::Client::new() }
+    }
+
+    /// Now, on souk's clock.
+    pub fn clock_now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// An admin request; answers the status and the JSON body (`null` when empty).
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.http.request(method, format!("{}/souk/v1/admin{path}", self.base)).bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
+        let text = response.text().await.unwrap();
+        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")) })
+    }
+
+    /// An admin request that must succeed with `expect`.
+    pub async fn admin_ok(&self, method: &str, path: &str, body: Option<Value>, expect: StatusCode) -> Value {
+        let (status, body) = self.admin(method, path, body).await;
+        assert_eq!(status, expect, "{method} {path}: {body}");
+        body
+    }
+
+    /// A WeChat-style GET; the answer must be HTTP 200 JSON.
+    pub async fn wechat_get(&self, path_and_query: &str) -> Value {
+        let response = self.http.get(format!("{}{path_and_query}", self.base)).send().await.unwrap();
+        wechat_answer(response).await
+    }
+
+    /// A WeChat-style POST of raw bytes with no content type (as wechatpy sends).
+    pub async fn wechat_post(&self, path_and_query: &str, body: impl Into<reqwest::Body>) -> Value {
+        let response = self.http.post(format!("{}{path_and_query}", self.base)).body(body).send().await.unwrap();
+        wechat_answer(response).await
+    }
+
+    /// Creates an app and answers `(appid, secret)`.
+    pub async fn create_app(&self) -> (String, String) {
+        let app = self.admin_ok("POST", "/apps", Some(json!({"name": "test app"})), StatusCode::CREATED).await;
+        (app["appid"].as_str().unwrap().to_owned(), app["secret"].as_str().unwrap().to_owned())
+    }
+
+    /// A fresh access token for an app.
+    pub async fn token(&self, appid: &str, secret: &str) -> String {
+        let answer = self.wechat_get(&format!("/cgi-bin/token?grant_type=client_credential&appid={appid}&secret={secret}")).await;
+        answer["access_token"].as_str().unwrap_or_else(|| panic!("no token: {answer}")).to_owned()
+    }
+
+    /// An app with a token, a service and an API `Echo` at `upstream_url`, and a package of `units`.
+    pub async fn market(&self, upstream_url: &str, units: i64) -> Market {
+        let (appid, secret) = self.create_app().await;
+        let token = self.token(&appid, &secret).await;
+        let service =
+            self.admin_ok("POST", "/services", Some(json!({"name": "test service", "secret": SERVICE_SECRET})), StatusCode::CREATED).await;
+        let service_id = service["service_id"].as_str().unwrap().to_owned();
+        self.admin_ok(
+            "POST",
+            &format!("/services/{service_id}/apis"),
+            Some(json!({"name": "Echo", "upstream_url": upstream_url, "mode": "sync", "timeout_ms": 2000})),
+            StatusCode::CREATED,
+        )
+        .await;
+        let package = self
+            .admin_ok("POST", "/packages", Some(json!({"appid": appid, "service_id": service_id, "units": units})), StatusCode::CREATED)
+            .await;
+        Market { appid, token, service_id, package_id: package["package_id"].as_str().unwrap().to_owned() }
+    }
+
+    /// Invokes an API of the market.
+    pub async fn invoke(&self, market: &Market, api: &str, data: Value, client_msg_id: Option<&str>) -> Value {
+        let mut body = json!({"service": market.service_id, "api": api, "data": data});
+        if let Some(id) = client_msg_id {
+            body["client_msg_id"] = json!(id);
+        }
+        self.wechat_post(&format!("/wxa/servicemarket?access_token={}", market.token), body.to_string()).await
+    }
+
+    /// A package's `units_left`.
+    pub async fn units_left(&self, package_id: &str) -> i64 {
+        self.admin_ok("GET", &format!("/packages/{package_id}"), None, StatusCode::OK).await["units_left"].as_i64().unwrap()
+    }
+
+    /// The calls logged so far (after flushing the batched writer).
+    pub async fn calls(&self, query: &str) -> Vec<Value> {
+        self.souk.call_log().flush().await;
+        let list = self.admin_ok("GET", &format!("/calls?{query}"), None, StatusCode::OK).await;
+        list["items"].as_array().unwrap().clone()
+    }
+}
+
+async fn wechat_answer(response: reqwest::Response) -> Value {
+    assert_eq!(response.status().as_u16(), 200, "WeChat-style answers are always HTTP 200");
+    let content_type = response.headers().get("content-type").unwrap().to_str().unwrap().to_owned();
+    assert_eq!(content_type, "application/json; encoding=utf-8");
+    let text = response.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+/// What a test market is made of.
+#[derive(Debug, Clone)]
+pub struct Market {
+    /// App.
+    pub appid: String,
+    /// A token.
+    pub token: String,
+    /// The service.
+    pub service_id: String,
+    /// The package.
+    pub package_id: String,
+}
+
+/// One request the upstream saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// Decoded query pairs.
+    pub query: Vec<(String, String)>,
+    /// Raw body.
+    pub body: Vec<u8>,
+}
+
+impl Seen {
+    /// A query parameter.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A real HTTP provider: `/echo`, `/fail`, `/html`, `/status500`, `/slow` (3 s), `/delay` (300 ms).
+pub struct Upstream {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Every request, in arrival order.
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Upstream {
+    /// Starts the provider.
+    pub async fn start() -> Upstream {
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let router = Router::new()
+            .route("/echo", post(echo))
+            .route("/delay", post(delay))
+            .route("/fail", post(|| async { axum::Json(json!({"success": false, "errorCode": "E42", "errorMessage": "card unreadable"})) }))
+            .route("/html", post(|| async { "<html>hello</html>" }))
+            .route("/status500", post(|| async { (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"success": true, "data": 1}))) }))
+            .route(
+                "/slow",
+                post(|| async {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    axum::Json(json!({"success": true, "data": 1}))
+                }),
+            )
+            .with_state(seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        Upstream { base, seen }
+    }
+
+    /// How many requests arrived.
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    /// The last request.
+    pub fn last(&self) -> Seen {
+        self.seen.lock().unwrap().last().cloned().expect("the upstream saw a request")
+    }
+}
+
+fn record(seen: &Mutex<Vec<Seen>>, query: Option<String>, body: &Bytes) {
+    let query = form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+    seen.lock().unwrap().push(Seen { query, body: body.to_vec() });
+}
+
+async fn echo(State(seen): State<Arc<Mutex<Vec<Seen>>>>, RawQuery(query): RawQuery, body: Bytes) -> impl IntoResponse {
+    record(&seen, query, &body);
+    let data: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    axum::Json(json!({"success": true, "data": {"echo": data}, "errorCode": null, "errorMessage": null, "extra": "dropped"}))
+}
+
+async fn delay(State(seen): State<Arc<Mutex<Vec<Seen>>>>, RawQuery(query): RawQuery, body: Bytes) -> impl IntoResponse {
+    record(&seen, query, &body);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    axum::Json(json!({"success": true, "data": {"slow": true}}))
+}
+
+/// A loopback URL nothing listens on.
+pub async fn closed_port_url() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{address}/echo")
+}

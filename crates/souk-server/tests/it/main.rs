@@ -1,0 +1,7 @@
+//! End-to-end tests of souk's HTTP APIs: a real server on a loopback port, real providers, an injected
+//! clock. One binary, one module per API family.
+
+mod admin;
+mod common;
+mod market;
+mod tokens;

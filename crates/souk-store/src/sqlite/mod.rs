@@ -1,0 +1,133 @@
+//! The SQLite backend: the embedded default, one file opened in WAL mode.
+//!
+//! Two pools: a **writer** with exactly one connection, through which every write and every write
+//! transaction goes (so SQLite never has to upgrade a read lock and fail with `SQLITE_BUSY`), and a
+//! **reader** with a few connections for plain reads, which WAL lets run beside the writer. Write
+//! transactions start with `BEGIN IMMEDIATE`, so even a second process on the same file waits (up
+//! to the 5 s busy timeout) instead of failing halfway.
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use souk_core::store::{DurableStore, StoreError};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, Transaction};
+
+mod calls;
+mod ledger;
+mod registry;
+mod tokens;
+
+const BACKEND: &str = "sqlite";
+const READERS: u32 = 4;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// SQLite result codes (the low byte of extended codes) that mean "try again later".
+const SQLITE_BUSY: i64 = 5;
+const SQLITE_LOCKED: i64 = 6;
+const SQLITE_IOERR: i64 = 10;
+const SQLITE_FULL: i64 = 13;
+const SQLITE_CANTOPEN: i64 = 14;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The durable store on an SQLite file (`sqlite://<path>`).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens the file named by `url` (`sqlite://<path>`, created if missing) in WAL mode and brings
+    /// its schema up to date.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(from_sqlx)?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let writer = connect_writer(options.clone().create_if_missing(true)).await?;
+        migrate(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(options.create_if_missing(false))
+            .await
+            .map_err(from_sqlx)?;
+        tracing::debug!(backend = BACKEND, "store open, migrations applied");
+        Ok(SqliteStore { writer, reader })
+    }
+
+    /// Starts a write transaction on the single writer connection.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(from_sqlx)
+    }
+}
+
+/// Opens the writer pool. Switching a new file to WAL can answer `SQLITE_BUSY` at once, without
+/// waiting on the busy timeout, when another process opens the same file at the same moment; that
+/// is retried for as long as the busy timeout.
+async fn connect_writer(options: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
+    let started = Instant::now();
+    loop {
+        match SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await {
+            Ok(pool) => return Ok(pool),
+            Err(err) if is_busy(&err) && started.elapsed() < BUSY_TIMEOUT => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(err) => return Err(from_sqlx(err)),
+        }
+    }
+}
+
+/// Runs the migrations inside one `BEGIN EXCLUSIVE` transaction: sqlx takes no lock for SQLite, so
+/// this is what keeps two processes opening a new file at once from both creating the schema (the
+/// second waits on the busy timeout, then finds every migration applied). Each migration runs in a
+/// savepoint of that transaction.
+async fn migrate(writer: &SqlitePool) -> Result<(), StoreError> {
+    let mut tx = writer.begin_with("BEGIN EXCLUSIVE").await.map_err(from_sqlx)?;
+    // `run_direct` is `run` on a bare connection (sqlx's own workaround for `Acquire` lifetimes).
+    MIGRATOR
+        .run_direct(&mut *tx)
+        .await
+        .map_err(|e| crate::error::migrate(BACKEND, e, from_sqlx))?;
+    tx.commit().await.map_err(from_sqlx)
+}
+
+/// The primary SQLite result code of a database error (the low byte of the extended code).
+fn primary_code(db: &dyn sqlx::error::DatabaseError) -> i64 {
+    db.code().and_then(|c| c.parse::<i64>().ok()).unwrap_or(0) & 0xff
+}
+
+fn is_busy(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if matches!(primary_code(db.as_ref()), SQLITE_BUSY | SQLITE_LOCKED))
+}
+
+/// Translates an SQLite failure, once, at the backend boundary.
+pub(crate) fn from_sqlx(err: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &err {
+        if db.is_unique_violation() {
+            return StoreError::AlreadyExists;
+        }
+        return match primary_code(db.as_ref()) {
+            SQLITE_BUSY | SQLITE_LOCKED => StoreError::Unavailable(format!("{BACKEND}: database is locked")),
+            SQLITE_IOERR | SQLITE_FULL | SQLITE_CANTOPEN => StoreError::Unavailable(format!("{BACKEND}: {}", db.message())),
+            _ => StoreError::Internal(format!("{BACKEND}: {}", db.message())),
+        };
+    }
+    crate::error::other(BACKEND, err)
+}
+
+#[async_trait]
+impl DurableStore for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await.map_err(from_sqlx)?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+}

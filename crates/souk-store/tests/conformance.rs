@@ -1,0 +1,80 @@
+//! Runs the conformance suite (`souk_store::conformance`) against both backends: one test per case
+//! per backend. PostgreSQL tests need `SOUK_TEST_POSTGRES_URL` (they are skipped without it, except
+//! under `CI`, where they fail).
+
+use souk_store::conformance;
+
+/// `case => sqlite_test_name, postgres_test_name;` for cases taking a store.
+macro_rules! store_cases {
+    ($($case:ident => $sqlite:ident, $postgres:ident;)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $sqlite() {
+                conformance::with_sqlite(conformance::$case).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $postgres() {
+                conformance::with_postgres(conformance::$case).await;
+            }
+        )*
+    };
+}
+
+/// `case => sqlite_test_name, postgres_test_name;` for cases taking a URL.
+macro_rules! url_cases {
+    ($($case:ident => $sqlite:ident, $postgres:ident;)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $sqlite() {
+                conformance::with_sqlite_url(conformance::$case).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $postgres() {
+                conformance::with_postgres_url(conformance::$case).await;
+            }
+        )*
+    };
+}
+
+store_cases! {
+    ping_and_backend => sqlite_ping_and_backend, postgres_ping_and_backend;
+    registry_apps => sqlite_registry_apps, postgres_registry_apps;
+    registry_services => sqlite_registry_services, postgres_registry_services;
+    registry_apis => sqlite_registry_apis, postgres_registry_apis;
+    registry_packages => sqlite_registry_packages, postgres_registry_packages;
+    tokens_issue_and_supersede => sqlite_tokens_issue_and_supersede, postgres_tokens_issue_and_supersede;
+    tokens_expect_current => sqlite_tokens_expect_current, postgres_tokens_expect_current;
+    tokens_rotation_race => sqlite_tokens_rotation_race, postgres_tokens_rotation_race;
+    tokens_kill => sqlite_tokens_kill, postgres_tokens_kill;
+    tokens_sweep => sqlite_tokens_sweep, postgres_tokens_sweep;
+    force_refresh_limits => sqlite_force_refresh_limits, postgres_force_refresh_limits;
+    force_refresh_race => sqlite_force_refresh_race, postgres_force_refresh_race;
+    reserve_picks_soonest_expiring => sqlite_reserve_picks_soonest_expiring, postgres_reserve_picks_soonest_expiring;
+    reserve_failure_reasons => sqlite_reserve_failure_reasons, postgres_reserve_failure_reasons;
+    settle_commit_and_release => sqlite_settle_commit_and_release, postgres_settle_commit_and_release;
+    client_msg_id_duplicate => sqlite_client_msg_id_duplicate, postgres_client_msg_id_duplicate;
+    reserve_exactly_once => sqlite_reserve_exactly_once, postgres_reserve_exactly_once;
+    client_msg_id_exactly_once => sqlite_client_msg_id_exactly_once, postgres_client_msg_id_exactly_once;
+    client_msg_id_failed_claims_do_not_stick => sqlite_client_msg_id_failed_claims_do_not_stick, postgres_client_msg_id_failed_claims_do_not_stick;
+    reap_reservations => sqlite_reap_reservations, postgres_reap_reservations;
+    sweep_idempotency => sqlite_sweep_idempotency, postgres_sweep_idempotency;
+    call_log => sqlite_call_log, postgres_call_log;
+}
+
+url_cases! {
+    reopen_keeps_data => sqlite_reopen_keeps_data, postgres_reopen_keeps_data;
+    concurrent_open => sqlite_concurrent_open, postgres_concurrent_open;
+}
+
+#[test]
+fn database_name_replaced_in_urls() {
+    use conformance::with_database;
+    assert_eq!(with_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
+    assert_eq!(with_database("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
+    assert_eq!(
+        with_database("postgresql://u:p@h/db?sslmode=disable", "x"),
+        "postgresql://u:p@h/x?sslmode=disable"
+    );
+}
