@@ -17,7 +17,7 @@ const BATCH_MAX: usize = 1_000;
 const LINGER: Duration = Duration::from_millis(50);
 
 enum Message {
-    Record(CallRecord),
+    Record(Box<CallRecord>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -44,7 +44,7 @@ impl CallLogWriter {
 
     /// Queues one record. Waits only when the queue is full (the store is far behind).
     pub async fn record(&self, call: CallRecord) {
-        if self.sender.send(Message::Record(call)).await.is_err() {
+        if self.sender.send(Message::Record(Box::new(call))).await.is_err() {
             tracing::warn!("call log writer has stopped; a call record was not written");
         }
     }
@@ -82,7 +82,7 @@ async fn write_batches(store: Arc<dyn DurableStore>, mut receiver: mpsc::Receive
 
 fn take(message: Message, batch: &mut Vec<CallRecord>, waiters: &mut Vec<oneshot::Sender<()>>) {
     match message {
-        Message::Record(call) => batch.push(call),
+        Message::Record(call) => batch.push(*call),
         Message::Flush(done) => waiters.push(done),
     }
 }

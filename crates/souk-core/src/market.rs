@@ -143,7 +143,7 @@ impl Souk {
     async fn filter_invoke(&self, caller: &Caller, request: &InvokeRequest) -> Result<std::sync::Arc<CachedApi>, Failure> {
         let internal = |err: crate::store::StoreError| Failure::from_store(Code::MarketInternal, &err);
         let service = self.find_service(&request.service).await.map_err(internal)?;
-        if !service.is_some_and(|service| !service.disabled) {
+        if service.is_none_or(|service| service.disabled) {
             return Err(Failure::new(Code::MarketUnknownService, format!("no service {}", request.service)));
         }
         let api = self.find_api(&request.service, &request.api).await.map_err(internal)?;
