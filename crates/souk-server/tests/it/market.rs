@@ -304,3 +304,24 @@ async fn unknown_paths_answer_40066() {
     })
     .await;
 }
+
+/// A storage failure in the middle of a call is 9301003 with a request id, never SQL text, and the
+/// provider is not called.
+#[tokio::test]
+async fn storage_failure_is_an_internal_exception() {
+    souk_store::conformance::with_sqlite_url(|url| async move {
+        let store = souk_store::open(&url).await.unwrap();
+        let server = TestServer::start(store).await;
+        let upstream = Upstream::start().await;
+        let market = server.market(&format!("{}/echo", upstream.base), 5).await;
+        // Break the ledger table behind souk's back, as a damaged database would be.
+        let mut saboteur = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
+        sqlx::Executor::execute(&mut saboteur, "ALTER TABLE charges RENAME TO charges_gone").await.unwrap();
+        let answer = server.invoke(&market, "Echo", json!({}), None).await;
+        assert_eq!(errcode(&answer), 9301003, "{answer}");
+        let errmsg = answer["errmsg"].as_str().unwrap();
+        assert!(errmsg.contains(" rid: ") && !errmsg.to_lowercase().contains("charges"), "{errmsg}");
+        assert_eq!(upstream.count(), 0);
+    })
+    .await;
+}
