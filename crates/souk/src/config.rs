@@ -1,0 +1,247 @@
+//! souk's configuration: one typed struct, read from `souk.toml` (when given), then `SOUK_*`
+//! environment variables, then command-line flags, each layer overriding the one before. Unknown keys
+//! are refused; the result is validated before anything starts; secrets are redacted when shown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./souk-data";
+/// The file (in the data dir) holding a generated admin token.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// The configuration file's shape (every key optional).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on.
+    pub listen: Option<String>,
+    /// Directory for the embedded database, blobs and the generated admin token.
+    pub data_dir: Option<PathBuf>,
+    /// The URL people and codes reach souk at.
+    pub public_url: Option<String>,
+    /// The admin API's bearer token.
+    pub admin_token: Option<String>,
+    /// Durable storage.
+    #[serde(default)]
+    pub database: UrlSection,
+    /// Shared short-lived state.
+    #[serde(default)]
+    pub redis: UrlSection,
+    /// Blob storage.
+    #[serde(default)]
+    pub blobs: UrlSection,
+    /// Outbound fetches of user-supplied addresses.
+    #[serde(default)]
+    pub fetch: FetchSection,
+    /// Request limits.
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// A section holding one URL.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlSection {
+    /// The URL.
+    pub url: Option<String>,
+}
+
+/// `[fetch]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchSection {
+    /// Allow loopback, private and link-local targets (local development and tests).
+    pub allow_private: Option<bool>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// The largest request body read, in bytes.
+    pub max_body_bytes: Option<usize>,
+}
+
+/// Values given on the command line (highest precedence).
+#[derive(Debug, Clone, Default)]
+pub struct FlagConfig {
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--public-url`.
+    pub public_url: Option<String>,
+}
+
+/// The validated configuration souk runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Public URL.
+    pub public_url: String,
+    /// Admin token, if configured (else generated in the data dir).
+    pub admin_token: Option<String>,
+    /// Durable store URL.
+    pub database_url: String,
+    /// Redis URL (`None`: in-process shared state).
+    pub redis_url: Option<String>,
+    /// Blob store URL.
+    pub blob_url: String,
+    /// Whether outbound fetches may reach private addresses.
+    pub fetch_allow_private: bool,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+}
+
+/// A configuration that cannot be used, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+fn parse_bool(name: &str, text: &str) -> Result<bool, ConfigError> {
+    match text {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError(format!("{name} must be true or false, not {text:?}"))),
+    }
+}
+
+impl Config {
+    /// Loads file, then environment, then flags, and validates the result.
+    pub fn load(flags: &FlagConfig) -> Result<Config, ConfigError> {
+        let config_path = flags.config.clone().or_else(|| env("SOUK_CONFIG").map(PathBuf::from));
+        let file = match &config_path {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Self::layer(file, flags)
+    }
+
+    fn layer(file: FileConfig, flags: &FlagConfig) -> Result<Config, ConfigError> {
+        let listen = flags.listen.clone().or_else(|| env("SOUK_LISTEN")).or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen.parse().map_err(|_| ConfigError(format!("listen must be an address like 127.0.0.1:8080, not {listen:?}")))?;
+        let data_dir =
+            flags.data_dir.clone().or_else(|| env("SOUK_DATA_DIR").map(PathBuf::from)).or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let public_url = flags.public_url.clone().or_else(|| env("SOUK_PUBLIC_URL")).or(file.public_url).unwrap_or_else(|| format!("http://{listen}"));
+        let admin_token = env("SOUK_ADMIN_TOKEN").or(file.admin_token);
+        let database_url = env("SOUK_DATABASE_URL").or(file.database.url).unwrap_or_else(|| format!("sqlite://{}", data_dir.join("souk.db").display()));
+        let redis_url = env("SOUK_REDIS_URL").or(file.redis.url);
+        let blob_url = env("SOUK_BLOB_URL").or(file.blobs.url).unwrap_or_else(|| format!("file://{}", data_dir.join("blobs").display()));
+        let fetch_allow_private = match env("SOUK_FETCH_ALLOW_PRIVATE") {
+            Some(text) => parse_bool("SOUK_FETCH_ALLOW_PRIVATE", &text)?,
+            None => file.fetch.allow_private.unwrap_or(false),
+        };
+        let max_body_bytes = match env("SOUK_MAX_BODY_BYTES") {
+            Some(text) => text.parse().map_err(|_| ConfigError("SOUK_MAX_BODY_BYTES must be a number of bytes".to_owned()))?,
+            None => file.limits.max_body_bytes.unwrap_or(2 * 1024 * 1024),
+        };
+        let config = Config { listen, data_dir, public_url, admin_token, database_url, redis_url, blob_url, fetch_allow_private, max_body_bytes };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            return Err(ConfigError(format!("public_url must start with http:// or https://, not {:?}", self.public_url)));
+        }
+        let scheme = self.database_url.split("://").next().unwrap_or_default();
+        if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
+            return Err(ConfigError("database.url must be sqlite://<file> or postgres://...".to_owned()));
+        }
+        if self.redis_url.is_some() {
+            return Err(ConfigError("redis.url is set, but this souk version keeps shared state in-process only; unset it".to_owned()));
+        }
+        if !self.blob_url.starts_with("file://") {
+            return Err(ConfigError("blobs.url must be file://<dir> in this souk version".to_owned()));
+        }
+        if let Some(token) = &self.admin_token {
+            if token.len() < 16 {
+                return Err(ConfigError("admin_token must be at least 16 characters".to_owned()));
+            }
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.max_body_bytes) {
+            return Err(ConfigError("limits.max_body_bytes must be 1 KiB to 64 MiB".to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML with secrets redacted (for `--check-config` and logs).
+    pub fn redacted(&self) -> String {
+        let redact_url = |url: &str| match (url.find("://"), url.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => format!("{}://***@{}", &url[..scheme_end], &url[at + 1..]),
+            _ => url.to_owned(),
+        };
+        let file = FileConfig {
+            listen: Some(self.listen.to_string()),
+            data_dir: Some(self.data_dir.clone()),
+            public_url: Some(self.public_url.clone()),
+            admin_token: self.admin_token.as_ref().map(|_| "***".to_owned()),
+            database: UrlSection { url: Some(redact_url(&self.database_url)) },
+            redis: UrlSection { url: self.redis_url.as_deref().map(redact_url) },
+            blobs: UrlSection { url: Some(self.blob_url.clone()) },
+            fetch: FetchSection { allow_private: Some(self.fetch_allow_private) },
+            limits: LimitsSection { max_body_bytes: Some(self.max_body_bytes) },
+        };
+        toml::to_string(&file).unwrap_or_default()
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|err| ConfigError(format!("cannot read {}: {err}", path.display())))?;
+    toml::from_str(&text).map_err(|err| ConfigError(format!("{}: {err}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_embedded_ones() {
+        let config = Config::layer(FileConfig::default(), &FlagConfig::default()).unwrap();
+        assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
+        assert!(config.database_url.starts_with("sqlite://"));
+        assert!(config.blob_url.starts_with("file://"));
+        assert_eq!(config.public_url, "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let file: FileConfig = toml::from_str("listen = \"127.0.0.1:1\"\n[database]\nurl = \"postgres://u:pw@h/db\"\n").unwrap();
+        let flags = FlagConfig { listen: Some("127.0.0.1:2".into()), ..FlagConfig::default() };
+        let config = Config::layer(file, &flags).unwrap();
+        assert_eq!(config.listen.port(), 2);
+        assert!(config.redacted().contains("postgres://***@h/db"), "{}", config.redacted());
+        assert!(!config.redacted().contains("pw"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
+        assert!(toml::from_str::<FileConfig>("[database]\nurls = \"x\"").is_err());
+        let file: FileConfig = toml::from_str("[database]\nurl = \"mysql://x\"").unwrap();
+        assert!(Config::layer(file, &FlagConfig::default()).is_err());
+        let flags = FlagConfig { listen: Some("nonsense".into()), ..FlagConfig::default() };
+        assert!(Config::layer(FileConfig::default(), &flags).is_err());
+    }
+}

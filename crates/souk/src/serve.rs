@@ -1,0 +1,107 @@
+//! `souk serve`: open the stores (migrating them), start the call-log writer and housekeeping, listen,
+//! and shut down gracefully on Ctrl-C or SIGTERM, writing out the call log before exiting.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rand::Rng;
+use souk_core::calllog::CallLogWriter;
+use souk_core::clock::SystemClock;
+use souk_core::ratelimit::LocalRateLimiter;
+use souk_core::Souk;
+use souk_server::upstream::HttpTransport;
+use souk_server::{AppState, ServerSettings};
+
+use crate::config::{Config, ADMIN_TOKEN_FILE};
+
+/// Runs the server until it is told to stop.
+pub async fn serve(config: Config) -> Result<(), String> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|err| format!("cannot create data dir {}: {err}", config.data_dir.display()))?;
+    if let Some(dir) = config.blob_url.strip_prefix("file://") {
+        std::fs::create_dir_all(dir).map_err(|err| format!("cannot create blob dir {dir}: {err}"))?;
+    }
+    let admin_token = admin_token(&config)?;
+    let store = souk_store::open(&config.database_url).await.map_err(|err| format!("cannot open the database: {err}"))?;
+    tracing::info!(backend = store.backend(), "database ready");
+    let (call_log, call_log_task) = CallLogWriter::start(store.clone());
+    let transport = HttpTransport::new()?;
+    let souk = Arc::new(Souk::new(store, Arc::new(SystemClock), Arc::new(transport), Arc::new(LocalRateLimiter::new()), call_log));
+    let housekeeping = tokio::spawn(housekeeping(souk.clone()));
+    let settings = ServerSettings { admin_token, max_body_bytes: config.max_body_bytes };
+    let router = souk_server::app(AppState::new(souk.clone(), settings));
+
+    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|err| format!("cannot listen on {}: {err}", config.listen))?;
+    let address = listener.local_addr().map_err(|err| err.to_string())?;
+    println!("souk listening on http://{address} (data in {})", config.data_dir.display());
+    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await.map_err(|err| format!("server error: {err}"))?;
+
+    tracing::info!("shutting down: writing the call log");
+    housekeeping.abort();
+    souk.call_log().flush().await;
+    drop(souk);
+    let _ = call_log_task.await;
+    Ok(())
+}
+
+/// The configured admin token, or the one kept in the data dir (made on first start).
+fn admin_token(config: &Config) -> Result<String, String> {
+    if let Some(token) = &config.admin_token {
+        return Ok(token.clone());
+    }
+    let path = config.data_dir.join(ADMIN_TOKEN_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let token = text.trim().to_owned();
+        if !token.is_empty() {
+            println!("admin token: read from {}", path.display());
+            return Ok(token);
+        }
+    }
+    let mut bytes = [0u8; 24];
+    rand::rng().fill(&mut bytes);
+    let token = hex::encode(bytes);
+    write_private(&path, &token).map_err(|err| format!("cannot write the admin token to {}: {err}", path.display()))?;
+    println!("admin token: generated and stored in {}", path.display());
+    Ok(token)
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")
+}
+
+async fn housekeeping(souk: Arc<Souk>) {
+    loop {
+        souk.run_maintenance().await;
+        tokio::time::sleep(souk_core::maintenance::PERIOD).await;
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
