@@ -1,1 +1,20 @@
-//! placeholder
+//! A Rust client for souk: the admin API, the WeChat-compatible token and service-market calls, and
+//! what a provider needs to check that a request really comes from souk.
+//!
+//! - [`AdminClient`]: typed calls to `/souk/v1/admin/` (`wire.md` §6).
+//! - [`WechatClient`]: `/cgi-bin/token`, `/cgi-bin/stable_token` and `/wxa/servicemarket` (`wire.md` §2).
+//! - [`provider`]: [`provider::verify_request`], the provider side of the signature (`cloud-gateway.md` §3).
+//!
+//! Every failure is an [`SdkError`]. The wire shapes are those of `souk-types`, re-exported as
+//! [`types`]; this crate knows nothing of souk's server, core or storage.
+
+mod admin;
+mod error;
+pub mod provider;
+mod url;
+mod wechat;
+
+pub use admin::{AdminClient, CallQuery};
+pub use error::SdkError;
+pub use souk_types as types;
+pub use wechat::{InvokeAnswer, WechatClient};

@@ -154,7 +154,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for AdminJson<T> {
         let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
             let path = err.path().to_string();
             let failure = if path == "." {
-                Failure::new(Code::AdminInvalidRequest, format!("the body is not valid JSON for this request: {}", err.inner()))
+                Failure::new(
+                    Code::AdminInvalidRequest,
+                    format!("the body is not valid JSON for this request: {}", err.inner()),
+                )
             } else {
                 Failure::new(Code::AdminInvalidRequest, format!("{path}: {}", err.inner()))
             };

@@ -139,38 +139,75 @@ impl Config {
     }
 
     fn layer(file: FileConfig, flags: &FlagConfig) -> Result<Config, ConfigError> {
-        let listen = flags.listen.clone().or_else(|| env("SOUK_LISTEN")).or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-        let listen: SocketAddr = listen.parse().map_err(|_| ConfigError(format!("listen must be an address like 127.0.0.1:8080, not {listen:?}")))?;
-        let data_dir =
-            flags.data_dir.clone().or_else(|| env("SOUK_DATA_DIR").map(PathBuf::from)).or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        let public_url = flags.public_url.clone().or_else(|| env("SOUK_PUBLIC_URL")).or(file.public_url).unwrap_or_else(|| format!("http://{listen}"));
+        let listen = flags
+            .listen
+            .clone()
+            .or_else(|| env("SOUK_LISTEN"))
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen
+            .parse()
+            .map_err(|_| ConfigError(format!("listen must be an address like 127.0.0.1:8080, not {listen:?}")))?;
+        let data_dir = flags
+            .data_dir
+            .clone()
+            .or_else(|| env("SOUK_DATA_DIR").map(PathBuf::from))
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let public_url = flags
+            .public_url
+            .clone()
+            .or_else(|| env("SOUK_PUBLIC_URL"))
+            .or(file.public_url)
+            .unwrap_or_else(|| format!("http://{listen}"));
         let admin_token = env("SOUK_ADMIN_TOKEN").or(file.admin_token);
-        let database_url = env("SOUK_DATABASE_URL").or(file.database.url).unwrap_or_else(|| format!("sqlite://{}", data_dir.join("souk.db").display()));
+        let database_url = env("SOUK_DATABASE_URL")
+            .or(file.database.url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("souk.db").display()));
         let redis_url = env("SOUK_REDIS_URL").or(file.redis.url);
-        let blob_url = env("SOUK_BLOB_URL").or(file.blobs.url).unwrap_or_else(|| format!("file://{}", data_dir.join("blobs").display()));
+        let blob_url = env("SOUK_BLOB_URL")
+            .or(file.blobs.url)
+            .unwrap_or_else(|| format!("file://{}", data_dir.join("blobs").display()));
         let fetch_allow_private = match env("SOUK_FETCH_ALLOW_PRIVATE") {
             Some(text) => parse_bool("SOUK_FETCH_ALLOW_PRIVATE", &text)?,
             None => file.fetch.allow_private.unwrap_or(false),
         };
         let max_body_bytes = match env("SOUK_MAX_BODY_BYTES") {
-            Some(text) => text.parse().map_err(|_| ConfigError("SOUK_MAX_BODY_BYTES must be a number of bytes".to_owned()))?,
+            Some(text) => text
+                .parse()
+                .map_err(|_| ConfigError("SOUK_MAX_BODY_BYTES must be a number of bytes".to_owned()))?,
             None => file.limits.max_body_bytes.unwrap_or(2 * 1024 * 1024),
         };
-        let config = Config { listen, data_dir, public_url, admin_token, database_url, redis_url, blob_url, fetch_allow_private, max_body_bytes };
+        let config = Config {
+            listen,
+            data_dir,
+            public_url,
+            admin_token,
+            database_url,
+            redis_url,
+            blob_url,
+            fetch_allow_private,
+            max_body_bytes,
+        };
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
         if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
-            return Err(ConfigError(format!("public_url must start with http:// or https://, not {:?}", self.public_url)));
+            return Err(ConfigError(format!(
+                "public_url must start with http:// or https://, not {:?}",
+                self.public_url
+            )));
         }
         let scheme = self.database_url.split("://").next().unwrap_or_default();
         if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
             return Err(ConfigError("database.url must be sqlite://<file> or postgres://...".to_owned()));
         }
         if self.redis_url.is_some() {
-            return Err(ConfigError("redis.url is set, but this souk version keeps shared state in-process only; unset it".to_owned()));
+            return Err(ConfigError(
+                "redis.url is set, but this souk version keeps shared state in-process only; unset it".to_owned(),
+            ));
         }
         if !self.blob_url.starts_with("file://") {
             return Err(ConfigError("blobs.url must be file://<dir> in this souk version".to_owned()));
@@ -197,11 +234,21 @@ impl Config {
             data_dir: Some(self.data_dir.clone()),
             public_url: Some(self.public_url.clone()),
             admin_token: self.admin_token.as_ref().map(|_| "***".to_owned()),
-            database: UrlSection { url: Some(redact_url(&self.database_url)) },
-            redis: UrlSection { url: self.redis_url.as_deref().map(redact_url) },
-            blobs: UrlSection { url: Some(self.blob_url.clone()) },
-            fetch: FetchSection { allow_private: Some(self.fetch_allow_private) },
-            limits: LimitsSection { max_body_bytes: Some(self.max_body_bytes) },
+            database: UrlSection {
+                url: Some(redact_url(&self.database_url)),
+            },
+            redis: UrlSection {
+                url: self.redis_url.as_deref().map(redact_url),
+            },
+            blobs: UrlSection {
+                url: Some(self.blob_url.clone()),
+            },
+            fetch: FetchSection {
+                allow_private: Some(self.fetch_allow_private),
+            },
+            limits: LimitsSection {
+                max_body_bytes: Some(self.max_body_bytes),
+            },
         };
         toml::to_string(&file).unwrap_or_default()
     }
@@ -228,7 +275,10 @@ mod tests {
     #[test]
     fn flags_win_over_the_file() {
         let file: FileConfig = toml::from_str("listen = \"127.0.0.1:1\"\n[database]\nurl = \"postgres://u:pw@h/db\"\n").unwrap();
-        let flags = FlagConfig { listen: Some("127.0.0.1:2".into()), ..FlagConfig::default() };
+        let flags = FlagConfig {
+            listen: Some("127.0.0.1:2".into()),
+            ..FlagConfig::default()
+        };
         let config = Config::layer(file, &flags).unwrap();
         assert_eq!(config.listen.port(), 2);
         assert!(config.redacted().contains("postgres://***@h/db"), "{}", config.redacted());
@@ -241,7 +291,10 @@ mod tests {
         assert!(toml::from_str::<FileConfig>("[database]\nurls = \"x\"").is_err());
         let file: FileConfig = toml::from_str("[database]\nurl = \"mysql://x\"").unwrap();
         assert!(Config::layer(file, &FlagConfig::default()).is_err());
-        let flags = FlagConfig { listen: Some("nonsense".into()), ..FlagConfig::default() };
+        let flags = FlagConfig {
+            listen: Some("nonsense".into()),
+            ..FlagConfig::default()
+        };
         assert!(Config::layer(FileConfig::default(), &flags).is_err());
     }
 }

@@ -51,7 +51,12 @@ struct ServeArgs {
 
 impl ServeArgs {
     fn load(&self) -> Result<Config, String> {
-        let flags = FlagConfig { config: self.config.clone(), listen: self.listen.clone(), data_dir: self.data_dir.clone(), public_url: self.public_url.clone() };
+        let flags = FlagConfig {
+            config: self.config.clone(),
+            listen: self.listen.clone(),
+            data_dir: self.data_dir.clone(),
+            public_url: self.public_url.clone(),
+        };
         Config::load(&flags).map_err(|err| format!("configuration: {err}"))
     }
 }
@@ -108,7 +113,9 @@ async fn serve_command(args: ServeArgs) -> Result<(), String> {
 async fn migrate_command(args: ServeArgs) -> Result<(), String> {
     let config = args.load()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|err| format!("cannot create data dir {}: {err}", config.data_dir.display()))?;
-    let store = souk_store::open(&config.database_url).await.map_err(|err| format!("cannot migrate the database: {err}"))?;
+    let store = souk_store::open(&config.database_url)
+        .await
+        .map_err(|err| format!("cannot migrate the database: {err}"))?;
     println!("database migrated ({})", store.backend());
     Ok(())
 }

@@ -21,19 +21,35 @@ pub async fn serve(config: Config) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|err| format!("cannot create blob dir {dir}: {err}"))?;
     }
     let admin_token = admin_token(&config)?;
-    let store = souk_store::open(&config.database_url).await.map_err(|err| format!("cannot open the database: {err}"))?;
+    let store = souk_store::open(&config.database_url)
+        .await
+        .map_err(|err| format!("cannot open the database: {err}"))?;
     tracing::info!(backend = store.backend(), "database ready");
     let (call_log, call_log_task) = CallLogWriter::start(store.clone());
     let transport = HttpTransport::new()?;
-    let souk = Arc::new(Souk::new(store, Arc::new(SystemClock), Arc::new(transport), Arc::new(LocalRateLimiter::new()), call_log));
+    let souk = Arc::new(Souk::new(
+        store,
+        Arc::new(SystemClock),
+        Arc::new(transport),
+        Arc::new(LocalRateLimiter::new()),
+        call_log,
+    ));
     let housekeeping = tokio::spawn(housekeeping(souk.clone()));
-    let settings = ServerSettings { admin_token, max_body_bytes: config.max_body_bytes };
+    let settings = ServerSettings {
+        admin_token,
+        max_body_bytes: config.max_body_bytes,
+    };
     let router = souk_server::app(AppState::new(souk.clone(), settings));
 
-    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|err| format!("cannot listen on {}: {err}", config.listen))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|err| format!("cannot listen on {}: {err}", config.listen))?;
     let address = listener.local_addr().map_err(|err| err.to_string())?;
     println!("souk listening on http://{address} (data in {})", config.data_dir.display());
-    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await.map_err(|err| format!("server error: {err}"))?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|err| format!("server error: {err}"))?;
 
     tracing::info!("shutting down: writing the call log");
     housekeeping.abort();

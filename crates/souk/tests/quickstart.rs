@@ -37,7 +37,10 @@ async fn start_souk(data_dir: &Path) -> Server {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let server = Server { child, base: format!("http://127.0.0.1:{port}") };
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(response) = reqwest::get(format!("{}/healthz", server.base)).await {
@@ -65,7 +68,11 @@ fn admin_json(server: &Server, data_dir: &Path, args: &[&str]) -> Value {
     let mut full = vec!["--json"];
     full.extend_from_slice(args);
     let output = admin(server, data_dir, &full);
-    assert!(output.status.success(), "souk admin {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "souk admin {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&output.stdout)))
 }
 
@@ -74,7 +81,10 @@ async fn readme_quick_start_works_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("souk-data");
     let server = start_souk(&data_dir).await;
-    assert!(data_dir.join("admin-token").exists(), "a first start makes an admin token in the data dir");
+    assert!(
+        data_dir.join("admin-token").exists(),
+        "a first start makes an admin token in the data dir"
+    );
 
     let provider = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let provider_url = format!("http://{}/echo", provider.local_addr().unwrap());
@@ -83,16 +93,57 @@ async fn readme_quick_start_works_end_to_end() {
     let app = admin_json(&server, &data_dir, &["apps", "create", "--name", "demo"]);
     let appid = app["appid"].as_str().unwrap().to_owned();
     let secret = app["secret"].as_str().unwrap().to_owned();
-    admin_json(&server, &data_dir, &["services", "create", "--name", "echo", "--id", "wxdemo0000000001", "--secret", PROVIDER_SECRET]);
-    admin_json(&server, &data_dir, &["apis", "create", "wxdemo0000000001", "--name", "Echo", "--upstream-url", &provider_url]);
-    admin_json(&server, &data_dir, &["packages", "create", "--appid", &appid, "--service-id", "wxdemo0000000001", "--units", "100"]);
+    admin_json(
+        &server,
+        &data_dir,
+        &[
+            "services",
+            "create",
+            "--name",
+            "echo",
+            "--id",
+            "wxdemo0000000001",
+            "--secret",
+            PROVIDER_SECRET,
+        ],
+    );
+    admin_json(
+        &server,
+        &data_dir,
+        &[
+            "apis",
+            "create",
+            "wxdemo0000000001",
+            "--name",
+            "Echo",
+            "--upstream-url",
+            &provider_url,
+        ],
+    );
+    admin_json(
+        &server,
+        &data_dir,
+        &[
+            "packages",
+            "create",
+            "--appid",
+            &appid,
+            "--service-id",
+            "wxdemo0000000001",
+            "--units",
+            "100",
+        ],
+    );
 
-    let token: Value = reqwest::get(format!("{}/cgi-bin/token?grant_type=client_credential&appid={appid}&secret={secret}", server.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token: Value = reqwest::get(format!(
+        "{}/cgi-bin/token?grant_type=client_credential&appid={appid}&secret={secret}",
+        server.base
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     let token = token["access_token"].as_str().unwrap().to_owned();
     let body = json!({"service": "wxdemo0000000001", "api": "Echo", "data": {"hello": "souk"}, "client_msg_id": "demo-1"});
     let answer: Value = reqwest::Client::new()
@@ -106,7 +157,11 @@ async fn readme_quick_start_works_end_to_end() {
         .unwrap();
     assert_eq!(answer["errcode"], json!(0), "{answer}");
     let data: Value = serde_json::from_str(answer["data"].as_str().unwrap()).unwrap();
-    assert_eq!(data["echo"], json!({"hello": "souk"}), "the example provider verified the signature and echoed: {data}");
+    assert_eq!(
+        data["echo"],
+        json!({"hello": "souk"}),
+        "the example provider verified the signature and echoed: {data}"
+    );
 
     let packages = admin_json(&server, &data_dir, &["packages", "list", "--appid", &appid]);
     assert_eq!(packages["items"][0]["units_left"], json!(99));
@@ -122,7 +177,10 @@ async fn readme_quick_start_works_end_to_end() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(calls.contains("Echo") && calls.contains(&appid), "souk admin calls shows the call:\n{calls}");
+    assert!(
+        calls.contains("Echo") && calls.contains(&appid),
+        "souk admin calls shows the call:\n{calls}"
+    );
 
     let missing = admin(&server, &data_dir, &["apps", "show", "wx0000000000000000"]);
     assert_eq!(missing.status.code(), Some(1));
@@ -137,17 +195,28 @@ async fn graceful_shutdown_keeps_the_call_log() {
     let app = admin_json(&server, &data_dir, &["apps", "create", "--name", "demo"]);
     let appid = app["appid"].as_str().unwrap().to_owned();
     for _ in 0..20 {
-        let url = format!("{}/cgi-bin/token?grant_type=client_credential&appid={appid}&secret=wrong", server.base);
+        let url = format!(
+            "{}/cgi-bin/token?grant_type=client_credential&appid={appid}&secret=wrong",
+            server.base
+        );
         reqwest::get(url).await.unwrap();
     }
-    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = server.child.wait().unwrap();
     assert!(exit.success(), "souk exits cleanly on SIGTERM: {exit:?}");
 
     let restarted = start_souk(&data_dir).await;
     let calls = admin_json(&restarted, &data_dir, &["calls", "--appid", &appid, "--limit", "100"]);
-    let n_token_calls = calls["items"].as_array().unwrap().iter().filter(|call| call["errcode"] == json!(40125)).count();
+    let n_token_calls = calls["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|call| call["errcode"] == json!(40125))
+        .count();
     assert_eq!(n_token_calls, 20, "every call answered before shutdown is in the log");
     drop(server);
 }
@@ -156,13 +225,30 @@ async fn graceful_shutdown_keeps_the_call_log() {
 fn check_config_redacts_and_refuses_unknown_keys() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("souk.toml");
-    std::fs::write(&config, "admin_token = \"a-very-secret-admin-token\"\n[database]\nurl = \"postgres://souk:pw@db/souk\"\n").unwrap();
-    let output = Command::new(SOUK).args(["serve", "--check-config", "--config"]).arg(&config).env_remove("SOUK_ADMIN_TOKEN").output().unwrap();
+    std::fs::write(
+        &config,
+        "admin_token = \"a-very-secret-admin-token\"\n[database]\nurl = \"postgres://souk:pw@db/souk\"\n",
+    )
+    .unwrap();
+    let output = Command::new(SOUK)
+        .args(["serve", "--check-config", "--config"])
+        .arg(&config)
+        .env_remove("SOUK_ADMIN_TOKEN")
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let shown = String::from_utf8_lossy(&output.stdout);
     assert!(!shown.contains("a-very-secret") && !shown.contains(":pw@"), "{shown}");
     std::fs::write(&config, "listn = \"127.0.0.1:1\"\n").unwrap();
-    let output = Command::new(SOUK).args(["serve", "--check-config", "--config"]).arg(&config).output().unwrap();
+    let output = Command::new(SOUK)
+        .args(["serve", "--check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown field"), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("unknown field"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -41,13 +41,27 @@ impl TestServer {
     pub async fn start(store: Arc<dyn DurableStore>) -> TestServer {
         let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
         let (call_log, _task) = CallLogWriter::start(store.clone());
-        let souk = Arc::new(Souk::new(store, clock.clone(), Arc::new(HttpTransport::new().unwrap()), Arc::new(LocalRateLimiter::new()), call_log));
-        let settings = ServerSettings { admin_token: ADMIN_TOKEN.to_owned(), max_body_bytes: 64 * 1024 };
+        let souk = Arc::new(Souk::new(
+            store,
+            clock.clone(),
+            Arc::new(HttpTransport::new().unwrap()),
+            Arc::new(LocalRateLimiter::new()),
+            call_log,
+        ));
+        let settings = ServerSettings {
+            admin_token: ADMIN_TOKEN.to_owned(),
+            max_body_bytes: 64 * 1024,
+        };
         let router = souk_server::app(AppState::new(souk.clone(), settings));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        TestServer { base, clock, souk, http: reqwest::Client::new() }
+        TestServer {
+            base,
+            clock,
+            souk,
+            http: reqwest::Client::new(),
+        }
     }
 
     /// Now, on souk's clock.
@@ -58,14 +72,24 @@ impl TestServer {
     /// An admin request; answers the status and the JSON body (`null` when empty).
     pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self.http.request(method, format!("{}/souk/v1/admin{path}", self.base)).bearer_auth(ADMIN_TOKEN);
+        let mut request = self
+            .http
+            .request(method, format!("{}/souk/v1/admin{path}", self.base))
+            .bearer_auth(ADMIN_TOKEN);
         if let Some(body) = body {
             request = request.json(&body);
         }
         let response = request.send().await.unwrap();
         let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
         let text = response.text().await.unwrap();
-        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")) })
+        (
+            status,
+            if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+            },
+        )
     }
 
     /// An admin request that must succeed with `expect`.
@@ -83,28 +107,52 @@ impl TestServer {
 
     /// A WeChat-style POST of raw bytes with no content type (as wechatpy sends).
     pub async fn wechat_post(&self, path_and_query: &str, body: impl Into<reqwest::Body>) -> Value {
-        let response = self.http.post(format!("{}{path_and_query}", self.base)).body(body).send().await.unwrap();
+        let response = self
+            .http
+            .post(format!("{}{path_and_query}", self.base))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
         wechat_answer(response).await
     }
 
     /// Creates an app and answers `(appid, secret)`.
     pub async fn create_app(&self) -> (String, String) {
-        let app = self.admin_ok("POST", "/apps", Some(json!({"name": "test app"})), StatusCode::CREATED).await;
-        (app["appid"].as_str().unwrap().to_owned(), app["secret"].as_str().unwrap().to_owned())
+        let app = self
+            .admin_ok("POST", "/apps", Some(json!({"name": "test app"})), StatusCode::CREATED)
+            .await;
+        (
+            app["appid"].as_str().unwrap().to_owned(),
+            app["secret"].as_str().unwrap().to_owned(),
+        )
     }
 
     /// A fresh access token for an app.
     pub async fn token(&self, appid: &str, secret: &str) -> String {
-        let answer = self.wechat_get(&format!("/cgi-bin/token?grant_type=client_credential&appid={appid}&secret={secret}")).await;
-        answer["access_token"].as_str().unwrap_or_else(|| panic!("no token: {answer}")).to_owned()
+        let answer = self
+            .wechat_get(&format!(
+                "/cgi-bin/token?grant_type=client_credential&appid={appid}&secret={secret}"
+            ))
+            .await;
+        answer["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token: {answer}"))
+            .to_owned()
     }
 
     /// An app with a token, a service and an API `Echo` at `upstream_url`, and a package of `units`.
     pub async fn market(&self, upstream_url: &str, units: i64) -> Market {
         let (appid, secret) = self.create_app().await;
         let token = self.token(&appid, &secret).await;
-        let service =
-            self.admin_ok("POST", "/services", Some(json!({"name": "test service", "secret": SERVICE_SECRET})), StatusCode::CREATED).await;
+        let service = self
+            .admin_ok(
+                "POST",
+                "/services",
+                Some(json!({"name": "test service", "secret": SERVICE_SECRET})),
+                StatusCode::CREATED,
+            )
+            .await;
         let service_id = service["service_id"].as_str().unwrap().to_owned();
         self.admin_ok(
             "POST",
@@ -114,9 +162,19 @@ impl TestServer {
         )
         .await;
         let package = self
-            .admin_ok("POST", "/packages", Some(json!({"appid": appid, "service_id": service_id, "units": units})), StatusCode::CREATED)
+            .admin_ok(
+                "POST",
+                "/packages",
+                Some(json!({"appid": appid, "service_id": service_id, "units": units})),
+                StatusCode::CREATED,
+            )
             .await;
-        Market { appid, token, service_id, package_id: package["package_id"].as_str().unwrap().to_owned() }
+        Market {
+            appid,
+            token,
+            service_id,
+            package_id: package["package_id"].as_str().unwrap().to_owned(),
+        }
     }
 
     /// Invokes an API of the market.
@@ -125,12 +183,15 @@ impl TestServer {
         if let Some(id) = client_msg_id {
             body["client_msg_id"] = json!(id);
         }
-        self.wechat_post(&format!("/wxa/servicemarket?access_token={}", market.token), body.to_string()).await
+        self.wechat_post(&format!("/wxa/servicemarket?access_token={}", market.token), body.to_string())
+            .await
     }
 
     /// A package's `units_left`.
     pub async fn units_left(&self, package_id: &str) -> i64 {
-        self.admin_ok("GET", &format!("/packages/{package_id}"), None, StatusCode::OK).await["units_left"].as_i64().unwrap()
+        self.admin_ok("GET", &format!("/packages/{package_id}"), None, StatusCode::OK).await["units_left"]
+            .as_i64()
+            .unwrap()
     }
 
     /// The calls logged so far (after flushing the batched writer).
@@ -193,9 +254,15 @@ impl Upstream {
         let router = Router::new()
             .route("/echo", post(echo))
             .route("/delay", post(delay))
-            .route("/fail", post(|| async { axum::Json(json!({"success": false, "errorCode": "E42", "errorMessage": "card unreadable"})) }))
+            .route(
+                "/fail",
+                post(|| async { axum::Json(json!({"success": false, "errorCode": "E42", "errorMessage": "card unreadable"})) }),
+            )
             .route("/html", post(|| async { "<html>hello</html>" }))
-            .route("/status500", post(|| async { (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"success": true, "data": 1}))) }))
+            .route(
+                "/status500",
+                post(|| async { (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"success": true, "data": 1}))) }),
+            )
             .route(
                 "/slow",
                 post(|| async {
@@ -223,7 +290,10 @@ impl Upstream {
 
 fn record(seen: &Mutex<Vec<Seen>>, query: Option<String>, body: &Bytes) {
     let query = form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
-    seen.lock().unwrap().push(Seen { query, body: body.to_vec() });
+    seen.lock().unwrap().push(Seen {
+        query,
+        body: body.to_vec(),
+    });
 }
 
 async fn echo(State(seen): State<Arc<Mutex<Vec<Seen>>>>, RawQuery(query): RawQuery, body: Bytes) -> impl IntoResponse {

@@ -18,7 +18,9 @@ fn errcode(answer: &Value) -> i64 {
 async fn add_api(server: &TestServer, service_id: &str, name: &str, body: Value) {
     let mut body = body;
     body["name"] = json!(name);
-    server.admin_ok("POST", &format!("/services/{service_id}/apis"), Some(body), StatusCode::CREATED).await;
+    server
+        .admin_ok("POST", &format!("/services/{service_id}/apis"), Some(body), StatusCode::CREATED)
+        .await;
 }
 
 #[tokio::test]
@@ -27,11 +29,17 @@ async fn sync_invoke_signs_charges_and_logs() {
         let server = TestServer::start(store).await;
         let upstream = Upstream::start().await;
         let market = server.market(&format!("{}/echo", upstream.base), 3).await;
-        let answer = server.invoke(&market, "Echo", json!({"img_url": "http://x/y.jpg", "n": 1}), Some("m-1")).await;
+        let answer = server
+            .invoke(&market, "Echo", json!({"img_url": "http://x/y.jpg", "n": 1}), Some("m-1"))
+            .await;
         assert_eq!(errcode(&answer), 0, "{answer}");
         assert_eq!(answer["errmsg"], json!("ok"));
         let data: Value = serde_json::from_str(answer["data"].as_str().expect("data is a JSON string")).unwrap();
-        assert_eq!(data, json!({"echo": {"img_url": "http://x/y.jpg", "n": 1}}), "only the provider's data, extra fields dropped");
+        assert_eq!(
+            data,
+            json!({"echo": {"img_url": "http://x/y.jpg", "n": 1}}),
+            "only the provider's data, extra fields dropped"
+        );
 
         let seen = upstream.last();
         assert_eq!(seen.param("service"), Some(market.service_id.as_str()));
@@ -41,20 +49,35 @@ async fn sync_invoke_signs_charges_and_logs() {
         assert!(seen.param("request_id").is_some() && seen.param("timestamp").is_some());
         assert_eq!(seen.param("sign_method"), None, "md5 is the default and is not sent");
         let signature = seen.param("sign").unwrap();
-        assert!(sign::verify(SignMethod::Md5, SERVICE_SECRET, &seen.query, Some(&seen.body), signature), "the provider can verify the signature");
-        assert!(!sign::verify(SignMethod::Md5, "other-secret", &seen.query, Some(&seen.body), signature));
+        assert!(
+            sign::verify(SignMethod::Md5, SERVICE_SECRET, &seen.query, Some(&seen.body), signature),
+            "the provider can verify the signature"
+        );
+        assert!(!sign::verify(
+            SignMethod::Md5,
+            "other-secret",
+            &seen.query,
+            Some(&seen.body),
+            signature
+        ));
         let stamp = sign::parse_timestamp(seen.param("timestamp").unwrap()).unwrap();
         assert!((stamp - server.clock_now()).abs() < 2_000, "timestamp is now, in UTC+8");
 
         assert_eq!(server.units_left(&market.package_id).await, 2);
-        let ledger = server.admin_ok("GET", &format!("/packages/{}/ledger", market.package_id), None, StatusCode::OK).await;
+        let ledger = server
+            .admin_ok("GET", &format!("/packages/{}/ledger", market.package_id), None, StatusCode::OK)
+            .await;
         assert_eq!(ledger["items"][0]["state"], json!("committed"));
         assert_eq!(ledger["items"][0]["request_id"].as_str(), seen.param("request_id"));
 
         let calls = server.calls(&format!("appid={}&api=Echo", market.appid)).await;
         assert_eq!(calls.len(), 1);
         let call = &calls[0];
-        assert_eq!(call["request_id"].as_str(), seen.param("request_id"), "the provider sees the call's request id");
+        assert_eq!(
+            call["request_id"].as_str(),
+            seen.param("request_id"),
+            "the provider sees the call's request id"
+        );
         assert_eq!(call["errcode"], json!(0));
         assert_eq!(call["package_id"].as_str(), Some(market.package_id.as_str()));
         assert_eq!(call["service_id"].as_str(), Some(market.service_id.as_str()));
@@ -92,7 +115,13 @@ async fn provider_failures_release_the_unit() {
             ("Down", closed, 9301002, "unreachable"),
         ];
         for (name, url, expect, word) in cases {
-            add_api(&server, &market.service_id, name, json!({"upstream_url": url, "mode": "sync", "timeout_ms": 2000})).await;
+            add_api(
+                &server,
+                &market.service_id,
+                name,
+                json!({"upstream_url": url, "mode": "sync", "timeout_ms": 2000}),
+            )
+            .await;
             let answer = server.invoke(&market, name, json!({}), None).await;
             assert_eq!(errcode(&answer), expect, "{name}: {answer}");
             assert!(answer["errmsg"].as_str().unwrap().contains(word), "{name}: {answer}");
@@ -101,8 +130,14 @@ async fn provider_failures_release_the_unit() {
         let failed = server.invoke(&market, "Fail", json!({}), None).await;
         assert_eq!(failed["provider_errcode"], json!("E42"));
         assert_eq!(failed["provider_errmsg"], json!("card unreadable"));
-        let ledger = server.admin_ok("GET", &format!("/packages/{}/ledger", market.package_id), None, StatusCode::OK).await;
-        assert!(ledger["items"].as_array().unwrap().iter().all(|entry| entry["state"] == json!("released")));
+        let ledger = server
+            .admin_ok("GET", &format!("/packages/{}/ledger", market.package_id), None, StatusCode::OK)
+            .await;
+        assert!(ledger["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|entry| entry["state"] == json!("released")));
     })
     .await;
 }
@@ -113,8 +148,13 @@ async fn provider_timeout_is_cut_at_the_deadline() {
         let server = TestServer::start(store).await;
         let upstream = Upstream::start().await;
         let market = server.market(&format!("{}/echo", upstream.base), 1).await;
-        add_api(&server, &market.service_id, "Slow", json!({"upstream_url": format!("{}/slow", upstream.base), "mode": "sync", "timeout_ms": 300}))
-            .await;
+        add_api(
+            &server,
+            &market.service_id,
+            "Slow",
+            json!({"upstream_url": format!("{}/slow", upstream.base), "mode": "sync", "timeout_ms": 300}),
+        )
+        .await;
         let started = Instant::now();
         let answer = server.invoke(&market, "Slow", json!({}), None).await;
         let elapsed = started.elapsed().as_millis();
@@ -132,8 +172,13 @@ async fn refusals_before_any_charge() {
         let upstream = Upstream::start().await;
         let market = server.market(&format!("{}/echo", upstream.base), 5).await;
         let schema = json!({"type": "object", "required": ["img_url"], "properties": {"img_url": {"type": "string"}}});
-        add_api(&server, &market.service_id, "Ocr", json!({"upstream_url": format!("{}/echo", upstream.base), "mode": "sync", "schema": schema}))
-            .await;
+        add_api(
+            &server,
+            &market.service_id,
+            "Ocr",
+            json!({"upstream_url": format!("{}/echo", upstream.base), "mode": "sync", "schema": schema}),
+        )
+        .await;
         let url = format!("/wxa/servicemarket?access_token={}", market.token);
         let service = market.service_id.clone();
         let cases: Vec<(String, i64, &str)> = vec![
@@ -145,10 +190,26 @@ async fn refusals_before_any_charge() {
             (json!({"service": service, "data": {}}).to_string(), 9301001, "api is missing"),
             (json!({"service": "wx_nope", "api": "Echo"}).to_string(), 9301001, "unknown service"),
             (json!({"service": service, "api": "Nope"}).to_string(), 9301001, "unknown api"),
-            (json!({"service": service, "api": "Echo", "data": "not json"}).to_string(), 9301001, "not JSON"),
-            (json!({"service": service, "api": "Echo", "async": true}).to_string(), 9301001, "sync only"),
-            (json!({"service": service, "api": "Ocr", "data": {"img": 1}}).to_string(), 9301001, "schema"),
-            (json!({"service": service, "api": "Ocr", "data": {"img_url": 5}}).to_string(), 9301001, "schema"),
+            (
+                json!({"service": service, "api": "Echo", "data": "not json"}).to_string(),
+                9301001,
+                "not JSON",
+            ),
+            (
+                json!({"service": service, "api": "Echo", "async": true}).to_string(),
+                9301001,
+                "sync only",
+            ),
+            (
+                json!({"service": service, "api": "Ocr", "data": {"img": 1}}).to_string(),
+                9301001,
+                "schema",
+            ),
+            (
+                json!({"service": service, "api": "Ocr", "data": {"img_url": 5}}).to_string(),
+                9301001,
+                "schema",
+            ),
         ];
         for (body, expect, word) in cases {
             let answer = server.wechat_post(&url, body.clone()).await;
@@ -204,7 +265,8 @@ async fn rate_limit_and_disabled_service() {
         let server = TestServer::start(store).await;
         let upstream = Upstream::start().await;
         let market = server.market(&format!("{}/echo", upstream.base), 10).await;
-        let limit = json!({"upstream_url": format!("{}/echo", upstream.base), "mode": "sync", "rate_limit": {"per_second": 1.0, "burst": 2}});
+        let limit =
+            json!({"upstream_url": format!("{}/echo", upstream.base), "mode": "sync", "rate_limit": {"per_second": 1.0, "burst": 2}});
         add_api(&server, &market.service_id, "Limited", limit).await;
         assert_eq!(errcode(&server.invoke(&market, "Limited", json!({}), None).await), 0);
         assert_eq!(errcode(&server.invoke(&market, "Limited", json!({}), None).await), 0);
@@ -213,7 +275,14 @@ async fn rate_limit_and_disabled_service() {
         assert_eq!(errcode(&server.invoke(&market, "Limited", json!({}), None).await), 0);
         assert_eq!(server.units_left(&market.package_id).await, 7, "a limited call costs nothing");
 
-        server.admin_ok("PATCH", &format!("/services/{}", market.service_id), Some(json!({"disabled": true})), StatusCode::OK).await;
+        server
+            .admin_ok(
+                "PATCH",
+                &format!("/services/{}", market.service_id),
+                Some(json!({"disabled": true})),
+                StatusCode::OK,
+            )
+            .await;
         assert_eq!(errcode(&server.invoke(&market, "Echo", json!({}), None).await), 9301001);
     })
     .await;
@@ -231,7 +300,13 @@ async fn client_msg_id_replays_the_first_answer() {
         assert_eq!(upstream.count(), 1);
         assert_eq!(server.units_left(&market.package_id).await, 4);
         // A failed first call is replayed too, and costs nothing.
-        add_api(&server, &market.service_id, "Fail", json!({"upstream_url": format!("{}/fail", upstream.base), "mode": "sync"})).await;
+        add_api(
+            &server,
+            &market.service_id,
+            "Fail",
+            json!({"upstream_url": format!("{}/fail", upstream.base), "mode": "sync"}),
+        )
+        .await;
         let failed = server.invoke(&market, "Fail", json!({}), Some("retry-2")).await;
         assert_eq!(server.invoke(&market, "Fail", json!({}), Some("retry-2")).await, failed);
         assert_eq!(upstream.count(), 1, "the fail path records nothing, and the replay made no call");
@@ -251,7 +326,10 @@ async fn simultaneous_duplicates_are_charged_once() {
         let upstream = Upstream::start().await;
         let market = server.market(&format!("{}/delay", upstream.base), 5).await;
         let answers = join_all((0..8).map(|_| server.invoke(&market, "Echo", json!({}), Some("same-moment")))).await;
-        assert!(answers.iter().all(|answer| *answer == answers[0] && errcode(answer) == 0), "{answers:?}");
+        assert!(
+            answers.iter().all(|answer| *answer == answers[0] && errcode(answer) == 0),
+            "{answers:?}"
+        );
         assert_eq!(upstream.count(), 1, "the provider was called once");
         assert_eq!(server.units_left(&market.package_id).await, 4);
     })
@@ -271,15 +349,26 @@ async fn concurrent_charging(store: Store) {
     .await;
     let successes = answers.iter().filter(|answer| errcode(answer) == 0).count();
     let charge_failures = answers.iter().filter(|answer| errcode(answer) == 9301010).count();
-    assert_eq!((successes, charge_failures), (50, 150), "{:?}", answers.iter().find(|a| ![0, 9301010].contains(&errcode(a))));
+    assert_eq!(
+        (successes, charge_failures),
+        (50, 150),
+        "{:?}",
+        answers.iter().find(|a| ![0, 9301010].contains(&errcode(a)))
+    );
     assert_eq!(upstream.count(), 50);
     assert_eq!(server.units_left(&market.package_id).await, 0);
-    let ledger = server.admin_ok("GET", &format!("/packages/{}/ledger", market.package_id), None, StatusCode::OK).await;
+    let ledger = server
+        .admin_ok("GET", &format!("/packages/{}/ledger", market.package_id), None, StatusCode::OK)
+        .await;
     let entries = ledger["items"].as_array().unwrap();
     assert_eq!(entries.len(), 50);
     assert!(entries.iter().all(|entry| entry["state"] == json!("committed")));
     let calls = server.calls(&format!("appid={}&limit=1000", market.appid)).await;
-    assert_eq!(calls.iter().filter(|call| call["route"] == json!("servicemarket")).count(), 200, "every call is logged");
+    assert_eq!(
+        calls.iter().filter(|call| call["route"] == json!("servicemarket")).count(),
+        200,
+        "every call is logged"
+    );
 }
 
 #[tokio::test]
@@ -316,7 +405,9 @@ async fn storage_failure_is_an_internal_exception() {
         let market = server.market(&format!("{}/echo", upstream.base), 5).await;
         // Break the ledger table behind souk's back, as a damaged database would be.
         let mut saboteur = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.unwrap();
-        sqlx::Executor::execute(&mut saboteur, "ALTER TABLE charges RENAME TO charges_gone").await.unwrap();
+        sqlx::Executor::execute(&mut saboteur, "ALTER TABLE charges RENAME TO charges_gone")
+            .await
+            .unwrap();
         let answer = server.invoke(&market, "Echo", json!({}), None).await;
         assert_eq!(errcode(&answer), 9301003, "{answer}");
         let errmsg = answer["errmsg"].as_str().unwrap();

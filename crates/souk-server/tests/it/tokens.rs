@@ -25,15 +25,25 @@ async fn get_token_errcodes() {
             (format!("/cgi-bin/token?grant_type=password&appid={appid}&secret={secret}"), 40002),
             (format!("/cgi-bin/token?grant_type=client_credential&secret={secret}"), 41002),
             (format!("/cgi-bin/token?grant_type=client_credential&appid={appid}"), 41004),
-            (format!("/cgi-bin/token?grant_type=client_credential&appid=wx0000000000000000&secret={secret}"), 40013),
-            (format!("/cgi-bin/token?grant_type=client_credential&appid={appid}&secret=wrong"), 40125),
+            (
+                format!("/cgi-bin/token?grant_type=client_credential&appid=wx0000000000000000&secret={secret}"),
+                40013,
+            ),
+            (
+                format!("/cgi-bin/token?grant_type=client_credential&appid={appid}&secret=wrong"),
+                40125,
+            ),
         ];
         for (path, expect) in cases {
             let answer = server.wechat_get(&path).await;
             assert_eq!(errcode(&answer), expect, "{path}: {answer}");
             assert!(answer["errmsg"].as_str().unwrap().contains(" rid: "), "{answer}");
         }
-        let answer = server.wechat_get(&format!("/cgi-bin/token?grant_type=client_credential&appid={appid}&secret={secret}")).await;
+        let answer = server
+            .wechat_get(&format!(
+                "/cgi-bin/token?grant_type=client_credential&appid={appid}&secret={secret}"
+            ))
+            .await;
         assert_eq!(answer["expires_in"], json!(7200));
         assert!(answer.get("errcode").is_none());
         let wrong_method = server.wechat_post("/cgi-bin/token", "").await;
@@ -48,7 +58,10 @@ async fn missing_and_garbage_tokens() {
         let server = TestServer::start(store).await;
         let body = json!({"service": "s", "api": "a"}).to_string();
         assert_eq!(errcode(&server.wechat_post("/wxa/servicemarket", body.clone()).await), 41001);
-        assert_eq!(errcode(&server.wechat_post("/wxa/servicemarket?access_token=", body.clone()).await), 41001);
+        assert_eq!(
+            errcode(&server.wechat_post("/wxa/servicemarket?access_token=", body.clone()).await),
+            41001
+        );
         assert_eq!(probe(&server, "garbage").await, 40014);
         assert_eq!(probe(&server, &"A".repeat(64)).await, 40014, "well-formed but never issued");
     })
@@ -69,7 +82,11 @@ async fn superseded_token_overlaps_five_minutes_then_dies() {
         server.clock.advance_ms(299_000);
         assert_eq!(probe(&server, &first).await, 9301001, "still inside the 5 minutes");
         server.clock.advance_ms(1_000);
-        assert_eq!(probe(&server, &first).await, 40001, "past the overlap the old token is not the latest");
+        assert_eq!(
+            probe(&server, &first).await,
+            40001,
+            "past the overlap the old token is not the latest"
+        );
         assert_eq!(probe(&server, &second).await, 9301001);
     })
     .await;
@@ -95,9 +112,20 @@ async fn disabled_app_loses_its_tokens() {
         let server = TestServer::start(store).await;
         let (appid, secret) = server.create_app().await;
         let token = server.token(&appid, &secret).await;
-        server.admin_ok("PATCH", &format!("/apps/{appid}"), Some(json!({"disabled": true})), axum::http::StatusCode::OK).await;
+        server
+            .admin_ok(
+                "PATCH",
+                &format!("/apps/{appid}"),
+                Some(json!({"disabled": true})),
+                axum::http::StatusCode::OK,
+            )
+            .await;
         assert_eq!(probe(&server, &token).await, 40013);
-        let answer = server.wechat_get(&format!("/cgi-bin/token?grant_type=client_credential&appid={appid}&secret={secret}")).await;
+        let answer = server
+            .wechat_get(&format!(
+                "/cgi-bin/token?grant_type=client_credential&appid={appid}&secret={secret}"
+            ))
+            .await;
         assert_eq!(errcode(&answer), 40013);
     })
     .await;
@@ -121,7 +149,11 @@ async fn stable_token_normal_mode_and_rotation() {
         assert_eq!(again["access_token"].as_str().unwrap(), token, "normal mode answers the same token");
         assert_eq!(again["expires_in"], json!(6200));
         let plain = server.token(&appid, &secret).await;
-        assert_eq!(probe(&server, &token).await, 9301001, "a /cgi-bin/token fetch does not touch the stable token");
+        assert_eq!(
+            probe(&server, &token).await,
+            9301001,
+            "a /cgi-bin/token fetch does not touch the stable token"
+        );
         assert_eq!(probe(&server, &plain).await, 9301001);
 
         // In the last 5 minutes a new token comes; the old one lives out its time.
@@ -145,12 +177,21 @@ async fn stable_token_force_refresh_rules() {
         // Noon in UTC+8, so the 21 refreshes below stay within one day.
         server.clock.set_ms(1_767_240_000_000);
         let (appid, secret) = server.create_app().await;
-        let first = stable(&server, &appid, &secret, false).await["access_token"].as_str().unwrap().to_owned();
-        let forced = stable(&server, &appid, &secret, true).await["access_token"].as_str().unwrap().to_owned();
+        let first = stable(&server, &appid, &secret, false).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let forced = stable(&server, &appid, &secret, true).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         assert_ne!(first, forced);
         assert_eq!(probe(&server, &first).await, 40001, "force_refresh kills the old token at once");
         server.clock.advance_ms(10_000);
-        let too_soon = stable(&server, &appid, &secret, true).await["access_token"].as_str().unwrap().to_owned();
+        let too_soon = stable(&server, &appid, &secret, true).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         assert_eq!(too_soon, forced, "within 30 s a force refresh does not refresh");
         // 19 more force refreshes 31 s apart make 20 today; the 21st is refused.
         for _ in 0..19 {
@@ -162,7 +203,10 @@ async fn stable_token_force_refresh_rules() {
         let refused = stable(&server, &appid, &secret, true).await;
         assert_eq!(errcode(&refused), 45009, "{refused}");
         server.clock.advance_ms(86_400_000);
-        assert!(stable(&server, &appid, &secret, true).await["access_token"].is_string(), "a new day resets the count");
+        assert!(
+            stable(&server, &appid, &secret, true).await["access_token"].is_string(),
+            "a new day resets the count"
+        );
     })
     .await;
 }
@@ -176,16 +220,26 @@ async fn stable_token_bad_requests() {
         assert_eq!(errcode(&server.wechat_post("/cgi-bin/stable_token", "").await), 44002);
         assert_eq!(errcode(&server.wechat_post("/cgi-bin/stable_token", "{nope").await), 47001);
         let wrong_type = json!({"grant_type": "client_credential", "appid": appid, "secret": secret, "force_refresh": "yes"});
-        assert_eq!(errcode(&server.wechat_post("/cgi-bin/stable_token", wrong_type.to_string()).await), 47001);
+        assert_eq!(
+            errcode(&server.wechat_post("/cgi-bin/stable_token", wrong_type.to_string()).await),
+            47001
+        );
         let cases = [
             (json!({"appid": appid, "secret": secret}), 40002),
             (json!({"grant_type": "client_credential", "secret": secret}), 41002),
             (json!({"grant_type": "client_credential", "appid": appid}), 41004),
-            (json!({"grant_type": "client_credential", "appid": "wx0000000000000000", "secret": secret}), 40013),
+            (
+                json!({"grant_type": "client_credential", "appid": "wx0000000000000000", "secret": secret}),
+                40013,
+            ),
             (json!({"grant_type": "client_credential", "appid": appid, "secret": "nope"}), 40125),
         ];
         for (body, expect) in cases {
-            assert_eq!(errcode(&server.wechat_post("/cgi-bin/stable_token", body.to_string()).await), expect, "{body}");
+            assert_eq!(
+                errcode(&server.wechat_post("/cgi-bin/stable_token", body.to_string()).await),
+                expect,
+                "{body}"
+            );
         }
     })
     .await;
