@@ -150,3 +150,50 @@ mod tests {
         assert!(!sign::verify(SignMethod::Md5, "s3cret", &params, Some(b"{}"), given));
     }
 }
+
+#[cfg(test)]
+mod prop_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the upstream URL's own query and the values, a provider that decodes the query
+        /// (form-style or strict percent-decoding) can verify the signature.
+        #[test]
+        fn signed_urls_verify(
+            upstream_params in prop::collection::vec(("[a-z]{1,6}", "[ -~]{0,10}"), 0..4),
+            request_id in "[ -~]{1,20}",
+            appid in "[ -~]{1,20}",
+            body in prop::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let upstream_query: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(&upstream_params).finish();
+            let upstream_url = format!("http://127.0.0.1:9/p?{upstream_query}");
+            let call = SignedCall {
+                upstream_url: &upstream_url,
+                secret: "s",
+                request_id: &request_id,
+                service_id: "svc",
+                api: "Api",
+                appid: &appid,
+                openid: Some("o+1 /x"),
+                is_async: true,
+                now_ms: 1_700_000_000_000,
+            };
+            let url = signed_url(&call, &body);
+            let query = url.split_once('?').unwrap().1;
+            let form: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+            let strict: Vec<(String, String)> = query
+                .split('&')
+                .map(|pair| {
+                    let (key, value) = pair.split_once('=').unwrap();
+                    let decode = |text: &str| percent_encoding::percent_decode_str(text).decode_utf8().unwrap().into_owned();
+                    (decode(key), decode(value))
+                })
+                .collect();
+            prop_assert_eq!(&form, &strict, "no '+' or other form-only encoding is used");
+            let given = form.iter().find(|(k, _)| k == "sign").unwrap().1.clone();
+            prop_assert!(sign::verify(SignMethod::Md5, "s", &form, Some(&body), &given));
+            prop_assert_eq!(form.iter().find(|(k, _)| k == "request_id").map(|(_, v)| v.as_str()), Some(request_id.as_str()));
+        }
+    }
+}
