@@ -34,6 +34,10 @@ struct Args {
     /// Concurrent workers, each with its own kept-alive connection.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     concurrency: u32,
+    /// Run souk on this database (e.g. `postgres://postgres@127.0.0.1:5432/souk_bench`, which must
+    /// exist) instead of the embedded SQLite.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
     /// Also write the numbers as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -125,7 +129,14 @@ async fn bench(args: &Args, binaries: &Binaries) -> Result<Report, String> {
     progress("starting souk-example-provider");
     let provider_log = temp.path().join("provider.log");
     let provider = procs::start_provider(&mut children, &binaries.provider, &provider_secret, &provider_log).await?;
-    progress("starting souk serve");
+    progress(&format!(
+        "starting souk serve on {}",
+        if args.database_url.is_some() {
+            "the given database"
+        } else {
+            "embedded SQLite"
+        }
+    ));
     let souk_log = temp.path().join("souk.log");
     let souk = procs::start_souk(
         &mut children,
@@ -133,6 +144,7 @@ async fn bench(args: &Args, binaries: &Binaries) -> Result<Report, String> {
         &binaries.souk,
         &temp.path().join("data"),
         &admin_token,
+        args.database_url.as_deref(),
         &souk_log,
     )
     .await?;

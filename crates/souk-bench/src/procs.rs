@@ -110,13 +110,15 @@ pub async fn start_provider(children: &mut Children, binary: &Path, secret: &str
         .ok_or_else(|| format!("unexpected first line from the provider: {line:?}"))
 }
 
-/// Starts `souk serve` on a free port with a fresh data dir and `admin_token`; waits for `/healthz`.
+/// Starts `souk serve` on a free port with a fresh data dir and `admin_token` (and the given database
+/// instead of the embedded SQLite); waits for `/healthz`.
 pub async fn start_souk(
     children: &mut Children,
     client: &HttpClient,
     binary: &Path,
     data_dir: &Path,
     admin_token: &str,
+    database_url: Option<&str>,
     log: &Path,
 ) -> Result<SocketAddr, String> {
     let address = free_port()?;
@@ -124,14 +126,18 @@ pub async fn start_souk(
     let log_copy = log_file
         .try_clone()
         .map_err(|err| format!("cannot share {}: {err}", log.display()))?;
-    let child = Command::new(binary)
+    let mut command = Command::new(binary);
+    command.env_remove("SOUK_DATABASE_URL");
+    if let Some(url) = database_url {
+        command.env("SOUK_DATABASE_URL", url);
+    }
+    let child = command
         .arg("serve")
         .args(["--listen", &address.to_string()])
         .arg("--data-dir")
         .arg(data_dir)
         .env("SOUK_ADMIN_TOKEN", admin_token)
         .env_remove("SOUK_CONFIG")
-        .env_remove("SOUK_DATABASE_URL")
         .env_remove("SOUK_REDIS_URL")
         .env_remove("SOUK_BLOB_URL")
         .stdin(Stdio::null())

@@ -13,7 +13,14 @@ fn render() -> String {
          | name | errcode | client | HTTP | message |\n| --- | --- | --- | --- | --- |\n",
     );
     for code in Code::ALL {
-        out.push_str(&format!("| `{}` | {} | {} | {} | {} |\n", code.name(), code.errcode(), code.client_code(), code.http_status(), code.message()));
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            code.name(),
+            code.errcode(),
+            code.client_code(),
+            code.http_status(),
+            code.message()
+        ));
     }
     out
 }
@@ -26,5 +33,8 @@ fn errcode_docs_match_the_table() {
         std::fs::write(path, &expected).unwrap();
     }
     let actual = std::fs::read_to_string(path).unwrap_or_default();
-    assert!(actual == expected, "docs/errcodes.md is out of date: run SOUK_UPDATE_DOCS=1 cargo test -p souk-types --test errcode_docs");
+    assert!(
+        actual == expected,
+        "docs/errcodes.md is out of date: run SOUK_UPDATE_DOCS=1 cargo test -p souk-types --test errcode_docs"
+    );
 }
