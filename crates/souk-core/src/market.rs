@@ -4,6 +4,7 @@
 //! The phases follow the request path, as in pingora's proxy trait: `filter` (lookups, schema, limits)
 //! → `reserve` → `upstream` → `settle`. Each phase fails with one public [`Code`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -12,10 +13,10 @@ use souk_types::market::{self, InvokeRequest};
 use souk_types::Code;
 
 use crate::error::Failure;
+use crate::model::App;
 use crate::model::{ReserveOutcome, ReserveRequest, Settlement};
 use crate::provider::{signed_url, ProviderReply, ProviderRequest, SignedCall};
 use crate::souk::{CachedApi, Souk};
-use crate::tokens::Caller;
 
 /// The most schema errors quoted in one message.
 const MAX_SCHEMA_ERRORS: usize = 3;
@@ -72,6 +73,32 @@ impl StoredFailure {
     }
 }
 
+/// Who makes a service-market call, and who pays for it.
+#[derive(Debug, Clone)]
+pub struct Invoker {
+    /// The app the call is made for (a plugin's host app): its rate limit applies, and `client_msg_id`s
+    /// are scoped to it.
+    pub app: Arc<App>,
+    /// The app whose package pays: the same app, unless `consumeType: 2` names another.
+    pub payer: Arc<App>,
+    /// The end user, for client-API calls (sent to the provider as `openid`).
+    pub openid: Option<String>,
+    /// The plugin the call came from, if any (logged beside the host app).
+    pub plugin_appid: Option<String>,
+}
+
+impl Invoker {
+    /// An app calling for itself from its server.
+    pub fn for_app(app: Arc<App>) -> Self {
+        Invoker {
+            payer: app.clone(),
+            app,
+            openid: None,
+            plugin_appid: None,
+        }
+    }
+}
+
 /// What an invoke did, for the call log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InvokeTrace {
@@ -84,16 +111,16 @@ pub struct InvokeTrace {
 impl Souk {
     /// `POST /wxa/servicemarket` for an authenticated caller. Never fails as a Rust call: every
     /// failure is part of the answer, so that it can be kept for retries and logged.
-    pub async fn invoke_service(&self, caller: &Caller, request: &InvokeRequest, request_id: &str) -> (InvokeAnswer, InvokeTrace) {
+    pub async fn invoke_service(&self, invoker: &Invoker, request: &InvokeRequest, request_id: &str) -> (InvokeAnswer, InvokeTrace) {
         let mut trace = InvokeTrace::default();
-        let api = match self.filter_invoke(caller, request).await {
+        let api = match self.filter_invoke(invoker, request).await {
             Ok(api) => api,
-            Err(failure) => return (self.answer_failure(caller, request, request_id, &failure).await, trace),
+            Err(failure) => return (self.answer_failure(invoker, request, request_id, &failure).await, trace),
         };
         let reserve = ReserveRequest {
             request_id: request_id.to_owned(),
-            payer_appid: caller.app.appid.clone(),
-            caller_appid: caller.app.appid.clone(),
+            payer_appid: invoker.payer.appid.clone(),
+            caller_appid: invoker.app.appid.clone(),
             service_id: api.api.service_id.clone(),
             api: api.api.name.clone(),
             units: api.api.price,
@@ -110,37 +137,37 @@ impl Souk {
                 trace.replayed = true;
                 let wait = Duration::from_millis(api.api.timeout_ms + DUPLICATE_GRACE_MS);
                 return (
-                    self.wait_for_first_answer(caller, request, first.request_id, first.answer, wait)
+                    self.wait_for_first_answer(invoker, request, first.request_id, first.answer, wait)
                         .await,
                     trace,
                 );
             }
-            ReserveOutcome::NoPackage => return (failed(request_id, &charge_failure(caller, &api, "has no package for")), trace),
+            ReserveOutcome::NoPackage => return (failed(request_id, &charge_failure(invoker, &api, "has no package for")), trace),
             ReserveOutcome::Exhausted => {
                 return (
-                    failed(request_id, &charge_failure(caller, &api, "has used up its packages for")),
+                    failed(request_id, &charge_failure(invoker, &api, "has used up its packages for")),
                     trace,
                 )
             }
             ReserveOutcome::Expired => {
                 return (
-                    failed(request_id, &charge_failure(caller, &api, "has only expired packages for")),
+                    failed(request_id, &charge_failure(invoker, &api, "has only expired packages for")),
                     trace,
                 )
             }
         };
         trace.package_id = Some(package_id);
-        let outcome = self.call_provider(caller, request, &api, request_id).await;
+        let outcome = self.call_provider(invoker, request, &api, request_id).await;
         let answer = InvokeAnswer {
             request_id: request_id.to_owned(),
             outcome: outcome.map_err(|failure| StoredFailure::from_failure(&failure)),
         };
-        self.settle(caller, request, &answer).await;
+        self.settle(invoker, request, &answer).await;
         (answer, trace)
     }
 
     /// Lookups, mode, schema and rate limits: everything that can refuse a call before it costs.
-    async fn filter_invoke(&self, caller: &Caller, request: &InvokeRequest) -> Result<std::sync::Arc<CachedApi>, Failure> {
+    async fn filter_invoke(&self, invoker: &Invoker, request: &InvokeRequest) -> Result<Arc<CachedApi>, Failure> {
         let internal = |err: crate::store::StoreError| Failure::from_store(Code::MarketInternal, &err);
         let service = self.find_service(&request.service).await.map_err(internal)?;
         if service.is_none_or(|service| service.disabled) {
@@ -188,11 +215,11 @@ impl Souk {
             }
         }
         let now_ms = self.now_ms();
-        if let Some(limit) = &caller.app.rate_limit {
-            if !self.rate_limiter.check(&format!("app:{}", caller.app.appid), limit, now_ms).await {
+        if let Some(limit) = &invoker.app.rate_limit {
+            if !self.rate_limiter.check(&format!("app:{}", invoker.app.appid), limit, now_ms).await {
                 return Err(Failure::new(
                     Code::MarketRateLimited,
-                    format!("app {} is over its rate limit", caller.app.appid),
+                    format!("app {} is over its rate limit", invoker.app.appid),
                 ));
             }
         }
@@ -213,9 +240,9 @@ impl Souk {
 
     /// A refusal before any charge. A retry of a call that already has an answer still gets that
     /// answer (so a retry refused by the rate limit does not hide the first call's result).
-    async fn answer_failure(&self, caller: &Caller, request: &InvokeRequest, request_id: &str, failure: &Failure) -> InvokeAnswer {
+    async fn answer_failure(&self, invoker: &Invoker, request: &InvokeRequest, request_id: &str, failure: &Failure) -> InvokeAnswer {
         if let Some(client_msg_id) = &request.client_msg_id {
-            if let Ok(Some(first)) = self.store.find_idempotent(&caller.app.appid, client_msg_id).await {
+            if let Ok(Some(first)) = self.store.find_idempotent(&invoker.app.appid, client_msg_id).await {
                 if let Some(answer) = first.answer.and_then(|body| serde_json::from_str::<InvokeAnswer>(&body).ok()) {
                     return answer;
                 }
@@ -225,7 +252,13 @@ impl Souk {
     }
 
     /// Signs, sends and reads the provider's answer.
-    async fn call_provider(&self, caller: &Caller, request: &InvokeRequest, api: &CachedApi, request_id: &str) -> Result<String, Failure> {
+    async fn call_provider(
+        &self,
+        invoker: &Invoker,
+        request: &InvokeRequest,
+        api: &CachedApi,
+        request_id: &str,
+    ) -> Result<String, Failure> {
         let service = self.find_service(&api.api.service_id).await.ok().flatten();
         let Some(service) = service else {
             return Err(Failure::new(
@@ -241,8 +274,8 @@ impl Souk {
                 request_id,
                 service_id: &service.service_id,
                 api: &api.api.name,
-                appid: &caller.app.appid,
-                openid: None,
+                appid: &invoker.app.appid,
+                openid: invoker.openid.as_deref(),
                 is_async: false,
                 now_ms: self.now_ms(),
             },
@@ -254,10 +287,10 @@ impl Souk {
     }
 
     /// Commits or releases the units and keeps the answer for retries.
-    async fn settle(&self, caller: &Caller, request: &InvokeRequest, answer: &InvokeAnswer) {
+    async fn settle(&self, invoker: &Invoker, request: &InvokeRequest, answer: &InvokeAnswer) {
         let kept = request.client_msg_id.as_ref().map(|client_msg_id| {
             let body = serde_json::to_string(answer).unwrap_or_default();
-            (caller.app.appid.clone(), client_msg_id.clone(), body)
+            (invoker.app.appid.clone(), client_msg_id.clone(), body)
         });
         let settlement = Settlement {
             request_id: answer.request_id.clone(),
@@ -275,7 +308,7 @@ impl Souk {
     /// A duplicate `client_msg_id`: the first call's answer, waiting for it if that call is in flight.
     async fn wait_for_first_answer(
         &self,
-        caller: &Caller,
+        invoker: &Invoker,
         request: &InvokeRequest,
         first_request_id: String,
         mut answer: Option<String>,
@@ -302,7 +335,7 @@ impl Souk {
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(200));
-            answer = match self.store.find_idempotent(&caller.app.appid, client_msg_id).await {
+            answer = match self.store.find_idempotent(&invoker.app.appid, client_msg_id).await {
                 Ok(Some(record)) => record.answer,
                 // The first call was reaped (its process died): this retry may run it again.
                 Ok(None) => {
@@ -325,10 +358,10 @@ fn failed(request_id: &str, failure: &Failure) -> InvokeAnswer {
     }
 }
 
-fn charge_failure(caller: &Caller, api: &CachedApi, what: &str) -> Failure {
+fn charge_failure(invoker: &Invoker, api: &CachedApi, what: &str) -> Failure {
     Failure::new(
         Code::MarketChargeFailed,
-        format!("app {} {what} service {}", caller.app.appid, api.api.service_id),
+        format!("app {} {what} service {}", invoker.payer.appid, api.api.service_id),
     )
 }
 

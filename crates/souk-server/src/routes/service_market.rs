@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
 use serde_json::json;
+use souk_core::market::Invoker;
 use souk_core::Failure;
 use souk_types::market::parse_invoke_request;
 
@@ -28,7 +29,10 @@ pub async fn invoke(State(state): State<AppState>, context: RequestContext, Wech
         Ok(request) => {
             call.service_id = Some(request.service.clone());
             call.api = Some(request.api.clone());
-            let (answer, trace) = state.souk.invoke_service(&caller, &request, &context.request_id).await;
+            let (answer, trace) = state
+                .souk
+                .invoke_service(&Invoker::for_app(caller.app.clone()), &request, &context.request_id)
+                .await;
             call.package_id = trace.package_id;
             call.cache_hit = trace.replayed;
             match answer.outcome {
