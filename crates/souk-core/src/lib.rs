@@ -9,11 +9,16 @@
 //! calls; [`store`] and [`model`] define what storage keeps; [`calllog`] batches the call log;
 //! [`ratelimit`] and [`cache`] hold short-lived state.
 
+pub mod blob;
 pub mod cache;
 pub mod calllog;
+pub mod cdn;
+pub mod cdn_markers;
+pub mod clients;
 pub mod clock;
 pub mod error;
 pub mod ids;
+pub mod jobs;
 pub mod maintenance;
 pub mod market;
 pub mod model;

@@ -28,8 +28,15 @@ impl Souk {
         if let Err(err) = self.store.sweep_idempotency(now_ms - IDEMPOTENCY_KEEP_MS).await {
             tracing::warn!(error = %err, "sweeping client_msg_id answers failed");
         }
+        if let Err(err) = self.store.sweep_sessions(now_ms).await {
+            tracing::warn!(error = %err, "sweeping expired client sessions failed");
+        }
         if let Err(err) = self.store.sweep_tokens(now_ms - TOKEN_KEEP_MS).await {
             tracing::warn!(error = %err, "sweeping expired tokens failed");
         }
+        if let Err(err) = self.store.sweep_jobs(now_ms - crate::jobs::RESULT_KEEP_MS).await {
+            tracing::warn!(error = %err, "sweeping finished async jobs failed");
+        }
+        self.sweep_cdn_files(now_ms).await;
     }
 }

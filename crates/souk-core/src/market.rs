@@ -26,10 +26,22 @@ const DUPLICATE_GRACE_MS: u64 = 2_000;
 /// The answer of an invoke, whatever API shape renders it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvokeAnswer {
-    /// The request id to report (the first call's, for a replay).
+    /// The request id to report (the first call's, for a replay; an async job's key).
     pub request_id: String,
-    /// `Ok(data as a JSON string)` or the failure.
-    pub outcome: Result<String, StoredFailure>,
+    /// The data or the acceptance of an async job, or the failure.
+    pub outcome: Result<InvokeSuccess, StoredFailure>,
+}
+
+/// A successful invoke. Untagged, so answers kept for `client_msg_id` replays before async jobs
+/// existed (`{"Ok": "<data>"}`) still read as [`InvokeSuccess::Data`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum InvokeSuccess {
+    /// A sync call's result: the provider's `data` as a JSON string.
+    Data(String),
+    /// An async call accepted as a durable job: the result is retrieved later with the answer's
+    /// `request_id` ([`Souk::async_result`]).
+    Accepted,
 }
 
 /// A failure as kept for `client_msg_id` replays.
@@ -48,7 +60,7 @@ pub struct StoredFailure {
 }
 
 impl StoredFailure {
-    fn from_failure(failure: &Failure) -> Self {
+    pub(crate) fn from_failure(failure: &Failure) -> Self {
         StoredFailure {
             code: failure.code.name().to_owned(),
             detail: failure.detail.clone(),
@@ -106,6 +118,8 @@ pub struct InvokeTrace {
     pub package_id: Option<String>,
     /// The answer is a replay of an earlier call with the same `client_msg_id`.
     pub replayed: bool,
+    /// A rate limit refused the call: milliseconds until one more would fit.
+    pub retry_after_ms: Option<u64>,
 }
 
 impl Souk {
@@ -113,10 +127,19 @@ impl Souk {
     /// failure is part of the answer, so that it can be kept for retries and logged.
     pub async fn invoke_service(&self, invoker: &Invoker, request: &InvokeRequest, request_id: &str) -> (InvokeAnswer, InvokeTrace) {
         let mut trace = InvokeTrace::default();
-        let api = match self.filter_invoke(invoker, request).await {
+        // `__cdn__` markers become URLs first: the schema checks, and the provider gets, the URLs.
+        let request = match self.with_cdn_urls(&invoker.app.appid, request).await {
+            Ok(request) => request,
+            Err(failure) => return (self.answer_failure(invoker, request, request_id, &failure).await, trace),
+        };
+        let request: &InvokeRequest = &request;
+        let api = match self.filter_invoke(request).await {
             Ok(api) => api,
             Err(failure) => return (self.answer_failure(invoker, request, request_id, &failure).await, trace),
         };
+        if let Err(failure) = self.check_rate_limits(invoker, &api, &mut trace).await {
+            return (self.answer_failure(invoker, request, request_id, &failure).await, trace);
+        }
         let reserve = ReserveRequest {
             request_id: request_id.to_owned(),
             payer_appid: invoker.payer.appid.clone(),
@@ -127,7 +150,13 @@ impl Souk {
             now_ms: self.now_ms(),
             client_msg_id: request.client_msg_id.clone(),
         };
-        let outcome = match self.store.reserve(&reserve).await {
+        // An async call reserves and stores its job in one transaction; the job runs later.
+        let reserved = if request.is_async {
+            self.submit_job(invoker, request, &reserve).await
+        } else {
+            self.store.reserve(&reserve).await
+        };
+        let outcome = match reserved {
             Ok(outcome) => outcome,
             Err(err) => return (failed(request_id, &Failure::from_store(Code::MarketInternal, &err)), trace),
         };
@@ -135,7 +164,7 @@ impl Souk {
             ReserveOutcome::Reserved { package_id } => package_id,
             ReserveOutcome::Duplicate(first) => {
                 trace.replayed = true;
-                let wait = Duration::from_millis(api.api.timeout_ms + DUPLICATE_GRACE_MS);
+                let wait = Duration::from_millis(sync_timeout_ms(&api) + DUPLICATE_GRACE_MS);
                 return (
                     self.wait_for_first_answer(invoker, request, first.request_id, first.answer, wait)
                         .await,
@@ -157,17 +186,22 @@ impl Souk {
             }
         };
         trace.package_id = Some(package_id);
+        if request.is_async {
+            return (crate::jobs::accepted(request_id), trace);
+        }
         let outcome = self.call_provider(invoker, request, &api, request_id).await;
         let answer = InvokeAnswer {
             request_id: request_id.to_owned(),
-            outcome: outcome.map_err(|failure| StoredFailure::from_failure(&failure)),
+            outcome: outcome
+                .map(InvokeSuccess::Data)
+                .map_err(|failure| StoredFailure::from_failure(&failure)),
         };
         self.settle(invoker, request, &answer).await;
         (answer, trace)
     }
 
-    /// Lookups, mode, schema and rate limits: everything that can refuse a call before it costs.
-    async fn filter_invoke(&self, invoker: &Invoker, request: &InvokeRequest) -> Result<Arc<CachedApi>, Failure> {
+    /// Lookups, mode and schema: what can refuse a call before it counts against a limit or costs.
+    async fn filter_invoke(&self, request: &InvokeRequest) -> Result<Arc<CachedApi>, Failure> {
         let internal = |err: crate::store::StoreError| Failure::from_store(Code::MarketInternal, &err);
         let service = self.find_service(&request.service).await.map_err(internal)?;
         if service.is_none_or(|service| service.disabled) {
@@ -193,12 +227,6 @@ impl Souk {
                     format!("api {} is async only: set async to true", request.api),
                 ))
             }
-            (_, true) => {
-                return Err(Failure::new(
-                    Code::MarketBadInput,
-                    "async long tasks are not available in this souk version yet",
-                ))
-            }
             _ => {}
         }
         if let Some(validator) = &api.validator {
@@ -214,28 +242,35 @@ impl Souk {
                 ));
             }
         }
-        let now_ms = self.now_ms();
-        if let Some(limit) = &invoker.app.rate_limit {
-            if !self.rate_limiter.check(&format!("app:{}", invoker.app.appid), limit, now_ms).await {
-                return Err(Failure::new(
-                    Code::MarketRateLimited,
-                    format!("app {} is over its rate limit", invoker.app.appid),
-                ));
-            }
-        }
-        if let Some(limit) = &api.api.rate_limit {
-            if !self
-                .rate_limiter
-                .check(&format!("api:{}\n{}", api.api.service_id, api.api.name), limit, now_ms)
-                .await
-            {
-                return Err(Failure::new(
-                    Code::MarketRateLimited,
-                    format!("api {} is over its rate limit", api.api.name),
-                ));
-            }
-        }
         Ok(api)
+    }
+
+    /// The app's limit over all its calls, then the API's limit per calling app. A refusal says in
+    /// the trace when a call would fit again.
+    async fn check_rate_limits(&self, invoker: &Invoker, api: &CachedApi, trace: &mut InvokeTrace) -> Result<(), Failure> {
+        let now_ms = self.now_ms();
+        let app_key = format!("app\n{}", invoker.app.appid);
+        let api_key = format!("api\n{}\n{}\n{}", invoker.app.appid, api.api.service_id, api.api.name);
+        let limits = [(&invoker.app.rate_limit, app_key, "app"), (&api.api.rate_limit, api_key, "api")];
+        for (limit, key, what) in limits {
+            let Some(limit) = limit else { continue };
+            let decision = self.rate_limiter.check(&key, limit, now_ms).await;
+            if !decision.allowed {
+                trace.retry_after_ms = Some(decision.retry_after_ms);
+                let detail = match what {
+                    "app" => format!(
+                        "app {} is over its rate limit; retry in {} ms",
+                        invoker.app.appid, decision.retry_after_ms
+                    ),
+                    _ => format!(
+                        "api {} is over its rate limit for this app; retry in {} ms",
+                        api.api.name, decision.retry_after_ms
+                    ),
+                };
+                return Err(Failure::new(Code::MarketRateLimited, detail));
+            }
+        }
+        Ok(())
     }
 
     /// A refusal before any charge. A retry of a call that already has an answer still gets that
@@ -281,9 +316,10 @@ impl Souk {
             },
             &body,
         );
-        let timeout = Duration::from_millis(api.api.timeout_ms);
+        let timeout_ms = sync_timeout_ms(api);
+        let timeout = Duration::from_millis(timeout_ms);
         let reply = self.transport.post(ProviderRequest { url, body, timeout }).await;
-        read_provider_reply(reply, api.api.timeout_ms)
+        read_provider_reply(reply, timeout_ms)
     }
 
     /// Commits or releases the units and keeps the answer for retries.
@@ -365,8 +401,15 @@ fn charge_failure(invoker: &Invoker, api: &CachedApi, what: &str) -> Failure {
     )
 }
 
+/// How long a sync call waits for the provider: the API's timeout, but at most the sync limit even
+/// for an API that also runs async (whose timeout may be longer), so the reaper's
+/// `STALE_RESERVATION_MS` still outlasts every sync call.
+fn sync_timeout_ms(api: &CachedApi) -> u64 {
+    api.api.timeout_ms.min(crate::registry::MAX_TIMEOUT_MS)
+}
+
 /// Classifies a provider reply by source: transport, HTTP, envelope, provider logic.
-fn read_provider_reply(reply: ProviderReply, timeout_ms: u64) -> Result<String, Failure> {
+pub(crate) fn read_provider_reply(reply: ProviderReply, timeout_ms: u64) -> Result<String, Failure> {
     let (status, body) = match reply {
         ProviderReply::Answered { status, body } => (status, body),
         ProviderReply::TimedOut => {

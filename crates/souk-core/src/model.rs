@@ -299,6 +299,8 @@ pub struct CallRecord {
     pub appid: Option<String>,
     /// End user.
     pub openid: Option<String>,
+    /// The plugin a client call came from (`appid` is then its host app).
+    pub plugin_appid: Option<String>,
     /// Service.
     pub service_id: Option<String>,
     /// API.

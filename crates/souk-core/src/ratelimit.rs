@@ -7,11 +7,20 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use souk_types::admin::RateLimit;
 
+/// Whether a call may go ahead under a limit, and when the next one may if not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDecision {
+    /// The call was counted.
+    pub allowed: bool,
+    /// When refused: milliseconds until one more call would fit.
+    pub retry_after_ms: u64,
+}
+
 /// Whether a call may go ahead under a limit.
 #[async_trait]
 pub trait RateLimiter: Send + Sync + 'static {
-    /// Counts one call against `key` if it fits `limit` at `now_ms`; answers whether it did.
-    async fn check(&self, key: &str, limit: &RateLimit, now_ms: i64) -> bool;
+    /// Counts one call against `key` if it fits `limit` at `now_ms`, in one step.
+    async fn check(&self, key: &str, limit: &RateLimit, now_ms: i64) -> RateDecision;
 }
 
 /// GCRA in one process: one "theoretical arrival time" per key.
@@ -32,23 +41,24 @@ impl LocalRateLimiter {
     }
 }
 
-/// The GCRA step: answers the new arrival time if the call fits.
-pub fn gcra(arrival_ms: Option<f64>, limit: &RateLimit, now_ms: f64) -> Option<f64> {
+/// The GCRA step: `Ok(new arrival time)` if the call fits, else `Err(milliseconds until it would)`.
+pub fn gcra(arrival_ms: Option<f64>, limit: &RateLimit, now_ms: f64) -> Result<f64, f64> {
     if limit.per_second <= 0.0 {
-        return None;
+        return Err(f64::INFINITY);
     }
     let interval_ms = 1000.0 / limit.per_second;
     let tolerance_ms = interval_ms * f64::from(limit.burst.max(1) - 1);
     let arrival_ms = arrival_ms.unwrap_or(now_ms).max(now_ms);
-    if arrival_ms - now_ms > tolerance_ms {
-        return None;
+    let wait_ms = arrival_ms - now_ms - tolerance_ms;
+    if wait_ms > 0.0 {
+        return Err(wait_ms);
     }
-    Some(arrival_ms + interval_ms)
+    Ok(arrival_ms + interval_ms)
 }
 
 #[async_trait]
 impl RateLimiter for LocalRateLimiter {
-    async fn check(&self, key: &str, limit: &RateLimit, now_ms: i64) -> bool {
+    async fn check(&self, key: &str, limit: &RateLimit, now_ms: i64) -> RateDecision {
         #[allow(clippy::cast_precision_loss, reason = "milliseconds since 1970 fit an f64 mantissa exactly")]
         let now_ms = now_ms as f64;
         let mut arrivals = self.arrival_ms.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -56,11 +66,22 @@ impl RateLimiter for LocalRateLimiter {
             arrivals.retain(|_, arrival| *arrival > now_ms);
         }
         match gcra(arrivals.get(key).copied(), limit, now_ms) {
-            Some(next) => {
+            Ok(next) => {
                 arrivals.insert(key.to_owned(), next);
-                true
+                RateDecision {
+                    allowed: true,
+                    retry_after_ms: 0,
+                }
             }
-            None => false,
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "a positive wait, capped at a day"
+            )]
+            Err(wait_ms) => RateDecision {
+                allowed: false,
+                retry_after_ms: wait_ms.ceil().min(86_400_000.0) as u64,
+            },
         }
     }
 }
@@ -78,19 +99,31 @@ mod tests {
         };
         let t0 = 1_000_000;
         for _ in 0..3 {
-            assert!(limiter.check("k", &limit, t0).await);
+            assert!(limiter.check("k", &limit, t0).await.allowed);
         }
-        assert!(!limiter.check("k", &limit, t0).await);
-        assert!(!limiter.check("k", &limit, t0 + 50).await);
-        assert!(limiter.check("k", &limit, t0 + 100).await);
-        assert!(!limiter.check("k", &limit, t0 + 100).await);
-        assert!(limiter.check("other", &limit, t0).await, "keys are independent");
-        assert!(limiter.check("k", &limit, t0 + 10_000).await);
+        assert_eq!(
+            limiter.check("k", &limit, t0).await,
+            RateDecision {
+                allowed: false,
+                retry_after_ms: 100
+            }
+        );
+        assert_eq!(
+            limiter.check("k", &limit, t0 + 50).await,
+            RateDecision {
+                allowed: false,
+                retry_after_ms: 50
+            }
+        );
+        assert!(limiter.check("k", &limit, t0 + 100).await.allowed);
+        assert!(!limiter.check("k", &limit, t0 + 100).await.allowed);
+        assert!(limiter.check("other", &limit, t0).await.allowed, "keys are independent");
+        assert!(limiter.check("k", &limit, t0 + 10_000).await.allowed);
     }
 
     #[tokio::test]
     async fn zero_rate_refuses() {
         let limiter = LocalRateLimiter::new();
-        assert!(!limiter.check("k", &RateLimit { per_second: 0.0, burst: 5 }, 0).await);
+        assert!(!limiter.check("k", &RateLimit { per_second: 0.0, burst: 5 }, 0).await.allowed);
     }
 }

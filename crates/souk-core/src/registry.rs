@@ -15,8 +15,11 @@ use crate::store::StoreError;
 
 /// Default timeout of one provider call.
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
-/// The longest timeout an API may have.
+/// The longest timeout an API may have (the longest a sync call waits).
 pub const MAX_TIMEOUT_MS: u64 = 60_000;
+/// The longest timeout an API that runs async (mode `async` or `both`) may have: one direct wait
+/// of an async job's worker. A `both` API called sync still waits at most [`MAX_TIMEOUT_MS`].
+pub const MAX_ASYNC_TIMEOUT_MS: u64 = 600_000;
 const MAX_NAME_LEN: usize = 64;
 const MAX_PAGES: usize = 1_000;
 
@@ -70,9 +73,13 @@ fn check_rate_limit(limit: Option<&RateLimit>) -> Result<()> {
     Ok(())
 }
 
-fn check_timeout(timeout_ms: u64) -> Result<()> {
-    if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
-        return Err(invalid(format!("timeout_ms must be 1 to {MAX_TIMEOUT_MS}")));
+fn check_timeout(timeout_ms: u64, mode: souk_types::admin::ApiMode) -> Result<()> {
+    let max = match mode {
+        souk_types::admin::ApiMode::Sync => MAX_TIMEOUT_MS,
+        _ => MAX_ASYNC_TIMEOUT_MS,
+    };
+    if timeout_ms == 0 || timeout_ms > max {
+        return Err(invalid(format!("timeout_ms must be 1 to {max} for a {} api", mode.as_str())));
     }
     Ok(())
 }
@@ -244,13 +251,14 @@ impl Souk {
     }
 
     /// Gives an app a new secret; the old one stops working for new tokens at once. Issued tokens
-    /// keep working until they expire, as on the public platform.
+    /// keep working until they expire, as on the public platform; client sessions end at once.
     pub async fn rotate_app_secret(&self, appid: &str) -> Result<(App, String)> {
         let mut app = self.get_app(appid).await?;
         let secret = ids::new_secret();
         app.secret_hash = ids::hash_secret(&secret);
         self.store.update_app(&app).await.map_err(|err| admin_store_error(&err, "app"))?;
         self.apps.remove(appid);
+        self.revoke_client_sessions(appid).await?;
         Ok((app, secret))
     }
 
@@ -467,7 +475,7 @@ impl Souk {
 
 fn check_api_fields(api: &Api) -> Result<()> {
     check_http_url("upstream_url", &api.upstream_url)?;
-    check_timeout(api.timeout_ms)?;
+    check_timeout(api.timeout_ms, api.mode)?;
     check_price(api.price)?;
     check_rate_limit(api.rate_limit.as_ref())?;
     if let Some(schema) = &api.schema {

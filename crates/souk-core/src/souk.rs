@@ -9,6 +9,7 @@ use crate::clock::SharedClock;
 use crate::model::{Api, App, Service, TokenRecord};
 use crate::provider::ProviderTransport;
 use crate::ratelimit::RateLimiter;
+use crate::store::clients::ClientSession;
 use crate::store::DurableStore;
 
 /// How long a cached registry or token entry is trusted without asking the store.
@@ -26,6 +27,11 @@ pub struct Souk {
     pub(crate) services: TtlCache<String, Option<Arc<Service>>>,
     pub(crate) apis: TtlCache<(String, String), Option<Arc<CachedApi>>>,
     pub(crate) tokens: TtlCache<String, Arc<TokenRecord>>,
+    /// Wakes the async job workers when this process accepts a job.
+    pub(crate) job_wakeup: tokio::sync::Notify,
+    pub(crate) sessions: TtlCache<String, Arc<ClientSession>>,
+    /// CDN files, once enabled with [`Souk::with_cdn`].
+    pub(crate) cdn: Option<Arc<crate::cdn::Cdn>>,
 }
 
 /// An API with its compiled schema, as the hot path needs it.
@@ -63,6 +69,9 @@ impl Souk {
             services: TtlCache::new(CACHE_TTL_MS, CACHE_MAX_ENTRIES),
             apis: TtlCache::new(CACHE_TTL_MS, CACHE_MAX_ENTRIES),
             tokens: TtlCache::new(CACHE_TTL_MS, CACHE_MAX_ENTRIES),
+            job_wakeup: tokio::sync::Notify::new(),
+            sessions: TtlCache::new(CACHE_TTL_MS, CACHE_MAX_ENTRIES),
+            cdn: None,
         }
     }
 

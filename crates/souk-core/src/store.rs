@@ -7,6 +7,14 @@
 
 use async_trait::async_trait;
 
+pub mod cdn;
+pub mod clients;
+pub mod jobs;
+
+pub use cdn::CdnFiles;
+pub use clients::Clients;
+pub use jobs::Jobs;
+
 use crate::model::{
     Api, App, CallFilter, CallRecord, ForceRefresh, IdempotencyRecord, LedgerEntry, Package, PackageFilter, ReserveOutcome, ReserveRequest,
     Service, Settlement, Supersede, TokenKind, TokenRecord,
@@ -123,6 +131,7 @@ pub trait Ledger: Send + Sync {
     async fn find_idempotent(&self, caller_appid: &str, client_msg_id: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
     /// Releases entries still `reserved` that were made before `before_ms` (their call died with its
     /// process) and forgets their unanswered `client_msg_id`s, so a retry runs again; answers how many.
+    /// Entries of unfinished async jobs are skipped: a job may run for hours and settles its own units.
     async fn reap_reservations(&self, before_ms: i64, now_ms: i64) -> Result<u64, StoreError>;
     /// A package's ledger, oldest first.
     async fn ledger(&self, package_id: &str) -> Result<Vec<LedgerEntry>, StoreError>;
@@ -141,7 +150,7 @@ pub trait CallLog: Send + Sync {
 
 /// Everything durable, as one object.
 #[async_trait]
-pub trait DurableStore: Registry + Tokens + Ledger + CallLog + Send + Sync + 'static {
+pub trait DurableStore: Registry + Tokens + Ledger + Jobs + CdnFiles + Clients + CallLog + Send + Sync + 'static {
     /// Whether the store answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
     /// The backend's name for logs (`sqlite`, `postgres`).

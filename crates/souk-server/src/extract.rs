@@ -7,6 +7,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
+use souk_core::clients::ClientCaller;
 use souk_core::model::CallRecord;
 use souk_core::tokens::Caller;
 use souk_core::Failure;
@@ -59,6 +60,7 @@ pub fn call_record(context: &RequestContext, route: &str) -> CallRecord {
         route: route.to_owned(),
         appid: None,
         openid: None,
+        plugin_appid: None,
         service_id: None,
         api: None,
         errcode: 0,
@@ -94,18 +96,89 @@ impl FromRequestParts<AppState> for WechatCaller {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let query = QueryPairs::parse(parts.uri.query());
         let context = RequestContext::from_request_parts(parts, state)
             .await
             .unwrap_or_else(|never| match never {});
-        match state.souk.authenticate(query.get("access_token")).await {
+        match authenticate_token(parts, state, &context).await {
             Ok(caller) => Ok(WechatCaller(caller)),
+            Err(failure) => Err(render::wechat_failure(&failure, &context.request_id)),
+        }
+    }
+}
+
+/// An app authenticated by its `access_token` query parameter on one of souk's own APIs (client
+/// sessions, uploads): a refusal has an honest status and `{errCode, errMsg, requestID}`.
+#[derive(Debug, Clone)]
+pub struct TokenCaller(pub Caller);
+
+impl FromRequestParts<AppState> for TokenCaller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let context = RequestContext::from_request_parts(parts, state)
+            .await
+            .unwrap_or_else(|never| match never {});
+        match authenticate_token(parts, state, &context).await {
+            Ok(caller) => Ok(TokenCaller(caller)),
+            Err(failure) => Err(render::client_failure(&failure, &context.request_id, None)),
+        }
+    }
+}
+
+/// Checks the `access_token` query parameter; a refusal is logged under the path's last segment.
+async fn authenticate_token(parts: &Parts, state: &AppState, context: &RequestContext) -> Result<Caller, Failure> {
+    let query = QueryPairs::parse(parts.uri.query());
+    match state.souk.authenticate(query.get("access_token")).await {
+        Ok(caller) => Ok(caller),
+        Err(failure) => {
+            let mut call = call_record(context, route_of(parts.uri.path()));
+            call.errcode = failure.code.errcode();
+            call.message = Some(failure.message());
+            state.log_call(call, context).await;
+            Err(failure)
+        }
+    }
+}
+
+/// A page or mini-program authenticated by `Authorization: Bearer <client session>`, whose `Origin`
+/// (when the browser sends one) is among its app's allowed origins.
+#[derive(Debug, Clone)]
+pub struct ClientAuth(pub ClientCaller);
+
+impl FromRequestParts<AppState> for ClientAuth {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let context = RequestContext::from_request_parts(parts, state)
+            .await
+            .unwrap_or_else(|never| match never {});
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        let checked = async {
+            let client = state.souk.authenticate_client(bearer).await?;
+            let origin = parts.headers.get(header::ORIGIN).and_then(|value| value.to_str().ok());
+            if let Some(origin) = origin {
+                let allowed = &client.app.allowed_origins;
+                if !allowed.is_empty() && !allowed.iter().any(|allowed| allowed.trim_end_matches('/') == origin) {
+                    return Err(Failure::new(
+                        Code::ClientOriginNotAllowed,
+                        format!("{origin} may not call app {}", client.app.appid),
+                    ));
+                }
+            }
+            Ok(client)
+        };
+        match checked.await {
+            Ok(client) => Ok(ClientAuth(client)),
             Err(failure) => {
                 let mut call = call_record(&context, route_of(parts.uri.path()));
-                call.errcode = failure.code.errcode();
+                call.errcode = failure.code.client_code();
                 call.message = Some(failure.message());
                 state.log_call(call, &context).await;
-                Err(render::wechat_failure(&failure, &context.request_id))
+                Err(render::client_failure(&failure, &context.request_id, None))
             }
         }
     }

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod context;
+pub mod cors;
 pub mod extract;
 pub mod metrics;
 pub mod render;
@@ -23,6 +24,17 @@ use axum::Router;
 
 pub use state::{AppState, ServerSettings};
 
+/// The client API: sessions minted by app servers, and the calls pages make with them (CORS on).
+fn client_routes() -> Router<AppState> {
+    let client = Router::new()
+        .route("/servicemarket/invoke", post(routes::client::invoke))
+        .route("/authorize", post(routes::client::authorize))
+        .layer(axum::middleware::from_fn(cors::client_cors));
+    Router::new()
+        .route("/souk/v1/client-sessions", post(routes::client::mint_session))
+        .nest("/souk/v1/client", client)
+}
+
 /// The whole router.
 pub fn app(state: AppState) -> Router {
     let wechat = Router::new()
@@ -34,15 +46,25 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/wxa/servicemarket",
             post(routes::service_market::invoke).fallback(routes::require_post),
-        );
+        )
+        .route(
+            "/wxa/servicemarketretrieve",
+            post(routes::service_market::retrieve).fallback(routes::require_post),
+        )
+        .route("/souk/v1/provider/async-results/{request_id}", post(routes::provider::async_result));
     let ops = Router::new()
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz))
         .route("/metrics", get(routes::ops::metrics))
         .route("/souk/v1/openapi.json", get(openapi));
+    let cdn = Router::new()
+        .route("/souk/v1/cdn", post(routes::cdn::upload))
+        .route("/souk/v1/cdn/{file_id}", get(routes::cdn::serve_file));
     Router::new()
         .merge(wechat)
         .merge(ops)
+        .merge(cdn)
+        .merge(client_routes())
         .nest("/souk/v1/admin", admin::admin_routes())
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), context::with_request_context))

@@ -52,3 +52,24 @@ pub fn souk_failure(failure: &Failure, request_id: &str) -> Response {
     };
     (status, axum::Json(body)).into_response()
 }
+
+/// A client-API failure: the honest HTTP status and `{errCode, errMsg, requestID}` with seed 000's
+/// numeric client code. A rate-limit refusal also says when to come back (`Retry-After` in seconds and
+/// the `RateLimit-Reset` header of the IETF rate-limit fields draft).
+pub fn client_failure(failure: &Failure, request_id: &str, retry_after_ms: Option<u64>) -> Response {
+    let status = StatusCode::from_u16(failure.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut body = json!({ "errCode": failure.code.client_code(), "errMsg": failure.message(), "requestID": request_id });
+    if let Some(message) = &failure.provider_errmsg {
+        body["providerErrMsg"] = json!(message);
+    }
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Some(retry_after_ms) = retry_after_ms {
+        let seconds = retry_after_ms.div_ceil(1000).max(1);
+        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value.clone());
+            response.headers_mut().insert("ratelimit-reset", value);
+            response.headers_mut().insert("ratelimit-remaining", HeaderValue::from_static("0"));
+        }
+    }
+    response
+}

@@ -11,7 +11,10 @@ use std::sync::Arc;
 
 use souk_core::store::{DurableStore, StoreError};
 
+mod cdn_rows;
+mod client_rows;
 mod error;
+mod job_rows;
 mod postgres;
 mod rows;
 mod sqlite;

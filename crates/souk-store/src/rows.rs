@@ -24,7 +24,7 @@ pub(crate) const CHARGE_COLUMNS: &str =
     "request_id, package_id, payer_appid, caller_appid, service_id, api, units, state, created_at_ms, settled_at_ms";
 /// Columns of `calls`.
 pub(crate) const CALL_COLUMNS: &str = "request_id, at_ms, route, appid, openid, service_id, api, errcode, message, \
-     latency_us, package_id, bytes_in, bytes_out, cache_hit";
+     latency_us, package_id, bytes_in, bytes_out, cache_hit, plugin_appid";
 
 /// A row of `apps`.
 #[derive(sqlx::FromRow)]
@@ -261,6 +261,7 @@ pub(crate) struct CallRow {
     bytes_in: i64,
     bytes_out: i64,
     cache_hit: bool,
+    plugin_appid: Option<String>,
 }
 
 impl From<CallRow> for CallRecord {
@@ -271,6 +272,7 @@ impl From<CallRow> for CallRecord {
             route: row.route,
             appid: row.appid,
             openid: row.openid,
+            plugin_appid: row.plugin_appid,
             service_id: row.service_id,
             api: row.api,
             errcode: row.errcode,

@@ -61,6 +61,17 @@ store_cases! {
     reap_reservations => sqlite_reap_reservations, postgres_reap_reservations;
     sweep_idempotency => sqlite_sweep_idempotency, postgres_sweep_idempotency;
     call_log => sqlite_call_log, postgres_call_log;
+    clients_users => sqlite_clients_users, postgres_clients_users;
+    clients_unionids => sqlite_clients_unionids, postgres_clients_unionids;
+    clients_sessions => sqlite_clients_sessions, postgres_clients_sessions;
+    clients_grants => sqlite_clients_grants, postgres_clients_grants;
+    jobs_submit_is_atomic_with_reservation => sqlite_jobs_submit_is_atomic_with_reservation, postgres_jobs_submit_is_atomic_with_reservation;
+    jobs_claim_with_lease_and_takeover => sqlite_jobs_claim_with_lease_and_takeover, postgres_jobs_claim_with_lease_and_takeover;
+    jobs_complete_exactly_once => sqlite_jobs_complete_exactly_once, postgres_jobs_complete_exactly_once;
+    reap_skips_running_jobs => sqlite_reap_skips_running_jobs, postgres_reap_skips_running_jobs;
+    jobs_sweep => sqlite_jobs_sweep, postgres_jobs_sweep;
+    cdn_files_insert_get_delete => sqlite_cdn_files_insert_get_delete, postgres_cdn_files_insert_get_delete;
+    cdn_files_list_expired => sqlite_cdn_files_list_expired, postgres_cdn_files_list_expired;
 }
 
 url_cases! {

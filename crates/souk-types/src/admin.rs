@@ -353,6 +353,9 @@ pub struct CallView {
     pub appid: Option<String>,
     /// End user, for client calls.
     pub openid: Option<String>,
+    /// The plugin a client call came from (`appid` is its host app).
+    #[serde(default)]
+    pub plugin_appid: Option<String>,
     /// Service, for service-market calls.
     pub service_id: Option<String>,
     /// API, for service-market calls.

@@ -111,6 +111,20 @@ code_table! {
     MarketUnknownRequest => { errcode: 9301014, client: -1, http: 404, msg: "invalid request_id" },
     /// Service market: the async job has not finished yet.
     MarketPending => { errcode: 9301015, client: 1, http: 202, msg: "backend not processed yet" },
+    /// Provider API: an async result's signature is missing or wrong, or its timestamp is too far off.
+    ProviderUnauthorized => { errcode: 40001, client: -1, http: 401, msg: "provider signature missing or wrong" },
+
+    /// CDN files: the upload (or a `__cdn__` marker's value) is larger than the operator allows.
+    CdnFileTooLarge => { errcode: 9301001, client: -1, http: 413, msg: "invalid parameter: file too large" },
+    /// CDN files: no such file, or it expired.
+    CdnFileNotFound => { errcode: 40066, client: -1, http: 404, msg: "cdn file not found or expired" },
+
+    /// Client API: no `Authorization: Bearer <session>`.
+    ClientSessionMissing => { errcode: 41001, client: -1, http: 401, msg: "client session missing" },
+    /// Client API: the session is unknown, revoked or expired.
+    ClientSessionInvalid => { errcode: 40014, client: -1, http: 401, msg: "invalid client session" },
+    /// Client API: the page's origin is not among the app's allowed origins.
+    ClientOriginNotAllowed => { errcode: 40013, client: -1, http: 403, msg: "origin not allowed" },
 
     /// Admin API: no or wrong admin token.
     AdminUnauthorized => { errcode: 40001, client: -1, http: 401, msg: "admin token missing or wrong" },

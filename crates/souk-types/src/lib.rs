@@ -12,6 +12,7 @@
 //! - [`admin`]: the admin API's request and answer bodies.
 
 pub mod admin;
+pub mod client;
 pub mod codes;
 pub mod market;
 pub mod sign;

@@ -13,6 +13,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./souk-data";
 /// The file (in the data dir) holding a generated admin token.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+/// The default size limit of a CDN file: 10 MiB.
+pub const DEFAULT_CDN_MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// The default lifetime of a CDN file: 3 days.
+pub const DEFAULT_CDN_TTL_SECS: u64 = 3 * 24 * 3600;
 
 /// The configuration file's shape (every key optional).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -41,6 +45,9 @@ pub struct FileConfig {
     /// Request limits.
     #[serde(default)]
     pub limits: LimitsSection,
+    /// CDN files.
+    #[serde(default)]
+    pub cdn: CdnSection,
 }
 
 /// A section holding one URL.
@@ -65,6 +72,16 @@ pub struct FetchSection {
 pub struct LimitsSection {
     /// The largest request body read, in bytes.
     pub max_body_bytes: Option<usize>,
+}
+
+/// `[cdn]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CdnSection {
+    /// The largest CDN file, in bytes.
+    pub max_bytes: Option<u64>,
+    /// How long a CDN file is served, in seconds.
+    pub ttl_secs: Option<u64>,
 }
 
 /// Values given on the command line (highest precedence).
@@ -101,6 +118,10 @@ pub struct Config {
     pub fetch_allow_private: bool,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// Largest CDN file.
+    pub cdn_max_bytes: u64,
+    /// Lifetime of a CDN file, in seconds.
+    pub cdn_ttl_secs: u64,
 }
 
 /// A configuration that cannot be used, with the reason.
@@ -125,6 +146,11 @@ fn parse_bool(name: &str, text: &str) -> Result<bool, ConfigError> {
         "0" | "false" | "no" | "off" => Ok(false),
         _ => Err(ConfigError(format!("{name} must be true or false, not {text:?}"))),
     }
+}
+
+fn parse_number(name: &str, text: &str) -> Result<u64, ConfigError> {
+    text.parse()
+        .map_err(|_| ConfigError(format!("{name} must be a whole number, not {text:?}")))
 }
 
 impl Config {
@@ -178,6 +204,14 @@ impl Config {
                 .map_err(|_| ConfigError("SOUK_MAX_BODY_BYTES must be a number of bytes".to_owned()))?,
             None => file.limits.max_body_bytes.unwrap_or(2 * 1024 * 1024),
         };
+        let cdn_max_bytes = match env("SOUK_CDN_MAX_BYTES") {
+            Some(text) => parse_number("SOUK_CDN_MAX_BYTES", &text)?,
+            None => file.cdn.max_bytes.unwrap_or(DEFAULT_CDN_MAX_BYTES),
+        };
+        let cdn_ttl_secs = match env("SOUK_CDN_TTL_SECS") {
+            Some(text) => parse_number("SOUK_CDN_TTL_SECS", &text)?,
+            None => file.cdn.ttl_secs.unwrap_or(DEFAULT_CDN_TTL_SECS),
+        };
         let config = Config {
             listen,
             data_dir,
@@ -188,6 +222,8 @@ impl Config {
             blob_url,
             fetch_allow_private,
             max_body_bytes,
+            cdn_max_bytes,
+            cdn_ttl_secs,
         };
         config.validate()?;
         Ok(config)
@@ -220,6 +256,12 @@ impl Config {
         if !(1024..=64 * 1024 * 1024).contains(&self.max_body_bytes) {
             return Err(ConfigError("limits.max_body_bytes must be 1 KiB to 64 MiB".to_owned()));
         }
+        if !(1..=1024 * 1024 * 1024).contains(&self.cdn_max_bytes) {
+            return Err(ConfigError("cdn.max_bytes must be 1 byte to 1 GiB".to_owned()));
+        }
+        if !(60..=365 * 24 * 3600).contains(&self.cdn_ttl_secs) {
+            return Err(ConfigError("cdn.ttl_secs must be 60 seconds to 365 days".to_owned()));
+        }
         Ok(())
     }
 
@@ -248,6 +290,10 @@ impl Config {
             },
             limits: LimitsSection {
                 max_body_bytes: Some(self.max_body_bytes),
+            },
+            cdn: CdnSection {
+                max_bytes: Some(self.cdn_max_bytes),
+                ttl_secs: Some(self.cdn_ttl_secs),
             },
         };
         toml::to_string(&file).unwrap_or_default()
@@ -283,6 +329,29 @@ mod tests {
         assert_eq!(config.listen.port(), 2);
         assert!(config.redacted().contains("postgres://***@h/db"), "{}", config.redacted());
         assert!(!config.redacted().contains("pw"));
+    }
+
+    #[test]
+    fn cdn_settings_have_defaults_and_bounds() {
+        let config = Config::layer(FileConfig::default(), &FlagConfig::default()).unwrap();
+        assert_eq!((config.cdn_max_bytes, config.cdn_ttl_secs), (10 * 1024 * 1024, 259_200));
+        let file: FileConfig = toml::from_str("[cdn]\nmax_bytes = 2048\nttl_secs = 3600\n").unwrap();
+        let config = Config::layer(file, &FlagConfig::default()).unwrap();
+        assert_eq!((config.cdn_max_bytes, config.cdn_ttl_secs), (2048, 3600));
+        assert!(
+            config.redacted().contains("[cdn]\nmax_bytes = 2048\nttl_secs = 3600"),
+            "{}",
+            config.redacted()
+        );
+        for bad in [
+            "[cdn]\nmax_bytes = 0",
+            "[cdn]\nttl_secs = 59",
+            "[cdn]\nttl_secs = 99999999",
+            "[cdn]\nmax_size = 1",
+        ] {
+            let refused = toml::from_str::<FileConfig>(bad).map_or(true, |file| Config::layer(file, &FlagConfig::default()).is_err());
+            assert!(refused, "{bad}");
+        }
     }
 
     #[test]

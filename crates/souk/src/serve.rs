@@ -1,11 +1,13 @@
-//! `souk serve`: open the stores (migrating them), start the call-log writer and housekeeping, listen,
-//! and shut down gracefully on Ctrl-C or SIGTERM, writing out the call log before exiting.
+//! `souk serve`: open the stores (migrating them), start the call-log writer, housekeeping and the async
+//! job workers, listen, and shut down gracefully on Ctrl-C or SIGTERM, writing out the call log before
+//! exiting.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rand::Rng;
 use souk_core::calllog::CallLogWriter;
+use souk_core::cdn::CdnSettings;
 use souk_core::clock::SystemClock;
 use souk_core::ratelimit::LocalRateLimiter;
 use souk_core::Souk;
@@ -27,14 +29,21 @@ pub async fn serve(config: Config) -> Result<(), String> {
     tracing::info!(backend = store.backend(), "database ready");
     let (call_log, call_log_task) = CallLogWriter::start(store.clone());
     let transport = HttpTransport::new()?;
-    let souk = Arc::new(Souk::new(
-        store,
-        Arc::new(SystemClock),
-        Arc::new(transport),
-        Arc::new(LocalRateLimiter::new()),
-        call_log,
-    ));
+    let blobs = souk_blob::open(&config.blob_url).map_err(|err| format!("cannot open the blob store: {err}"))?;
+    tracing::info!(backend = blobs.backend(), "blob store ready");
+    let souk = Arc::new(
+        Souk::new(
+            store,
+            Arc::new(SystemClock),
+            Arc::new(transport),
+            Arc::new(LocalRateLimiter::new()),
+            call_log,
+        )
+        .with_cdn(cdn_settings(&config), blobs),
+    );
     let housekeeping = tokio::spawn(housekeeping(souk.clone()));
+    // Async jobs: pending ones left by an earlier run are claimed as soon as their leases lapse.
+    let job_workers = souk.start_job_workers(souk_core::jobs::JobWorkerSettings::default());
     let settings = ServerSettings {
         admin_token,
         max_body_bytes: config.max_body_bytes,
@@ -53,10 +62,20 @@ pub async fn serve(config: Config) -> Result<(), String> {
 
     tracing::info!("shutting down: writing the call log");
     housekeeping.abort();
+    // Jobs in flight are abandoned; their leases lapse and the next run (or another node) takes them.
+    job_workers.abort();
     souk.call_log().flush().await;
     drop(souk);
     let _ = call_log_task.await;
     Ok(())
+}
+
+fn cdn_settings(config: &Config) -> CdnSettings {
+    CdnSettings {
+        public_url: config.public_url.clone(),
+        max_bytes: config.cdn_max_bytes,
+        ttl_ms: i64::try_from(config.cdn_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+    }
 }
 
 /// The configured admin token, or the one kept in the data dir (made on first start).

@@ -3,6 +3,8 @@
 
 mod apps;
 mod calls;
+mod grants;
+mod jobs;
 mod packages;
 mod services;
 mod views;
@@ -45,6 +47,11 @@ pub const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("GET", "/packages/{package_id}"),
     ("GET", "/packages/{package_id}/ledger"),
     ("GET", "/calls"),
+    ("GET", "/jobs"),
+    ("GET", "/jobs/{request_id}"),
+    ("GET", "/grants"),
+    ("POST", "/grants"),
+    ("DELETE", "/grants/{payer_appid}/{caller_appid}"),
 ];
 
 /// The admin router, to be nested under `/souk/v1/admin`.
@@ -64,6 +71,10 @@ pub fn admin_routes() -> Router<AppState> {
         .route("/packages/{package_id}", get(packages::show))
         .route("/packages/{package_id}/ledger", get(packages::ledger))
         .route("/calls", get(calls::list))
+        .route("/jobs", get(jobs::list))
+        .route("/jobs/{request_id}", get(jobs::show))
+        .route("/grants", get(grants::list).post(grants::create))
+        .route("/grants/{payer_appid}/{caller_appid}", axum::routing::delete(grants::delete))
         .fallback(admin_not_found)
 }
 

@@ -87,6 +87,7 @@ pub fn call_view(call: CallRecord) -> CallView {
         route: call.route,
         appid: call.appid,
         openid: call.openid,
+        plugin_appid: call.plugin_appid,
         service_id: call.service_id,
         api: call.api,
         errcode: call.errcode,

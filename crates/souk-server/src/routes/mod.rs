@@ -1,6 +1,9 @@
 //! The WeChat-compatible routes and the operational ones, one module per API family.
 
+pub mod cdn;
+pub mod client;
 pub mod ops;
+pub mod provider;
 pub mod service_market;
 pub mod token;
 

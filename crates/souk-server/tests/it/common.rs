@@ -12,6 +12,7 @@ use axum::routing::post;
 use axum::Router;
 use serde_json::{json, Value};
 use souk_core::calllog::CallLogWriter;
+use souk_core::cdn::CdnSettings;
 use souk_core::clock::{Clock, ManualClock, SystemClock};
 use souk_core::ratelimit::LocalRateLimiter;
 use souk_core::store::DurableStore;
@@ -34,34 +35,59 @@ pub struct TestServer {
     pub souk: Arc<Souk>,
     /// An HTTP client.
     pub http: reqwest::Client,
+    /// The blob folder of CDN files (a fresh temporary one), kept for the server's life.
+    pub blob_dir: Arc<tempfile::TempDir>,
 }
 
 impl TestServer {
     /// Starts souk on `store`.
     pub async fn start(store: Arc<dyn DurableStore>) -> TestServer {
+        Self::start_with_cdn(store, |_| {}).await
+    }
+
+    /// Starts souk on `store` with CDN files in a fresh blob folder, their settings (the defaults,
+    /// with the server's URL) changed by `adjust`.
+    pub async fn start_with_cdn(store: Arc<dyn DurableStore>, adjust: impl FnOnce(&mut CdnSettings)) -> TestServer {
         let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
         let (call_log, _task) = CallLogWriter::start(store.clone());
-        let souk = Arc::new(Souk::new(
-            store,
-            clock.clone(),
-            Arc::new(HttpTransport::new().unwrap()),
-            Arc::new(LocalRateLimiter::new()),
-            call_log,
-        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let blob_dir = Arc::new(tempfile::tempdir().unwrap());
+        let mut cdn_settings = CdnSettings::new(base.clone());
+        adjust(&mut cdn_settings);
+        let blobs = souk_blob::open(&format!("file://{}", blob_dir.path().display())).unwrap();
+        let souk = Arc::new(
+            Souk::new(
+                store,
+                clock.clone(),
+                Arc::new(HttpTransport::new().unwrap()),
+                Arc::new(LocalRateLimiter::new()),
+                call_log,
+            )
+            .with_cdn(cdn_settings, blobs),
+        );
         let settings = ServerSettings {
             admin_token: ADMIN_TOKEN.to_owned(),
             max_body_bytes: 64 * 1024,
         };
         let router = souk_server::app(AppState::new(souk.clone(), settings));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         TestServer {
             base,
             clock,
             souk,
             http: reqwest::Client::new(),
+            blob_dir,
         }
+    }
+
+    /// Starts the async job worker pool, as `souk serve` does (opt-in: most tests step jobs with
+    /// `souk.run_due_jobs` instead). It stops when the returned task is aborted or the test ends.
+    pub fn start_job_workers(&self) -> tokio::task::JoinHandle<()> {
+        self.souk.start_job_workers(souk_core::jobs::JobWorkerSettings {
+            poll_interval: Duration::from_millis(20),
+            ..souk_core::jobs::JobWorkerSettings::default()
+        })
     }
 
     /// Now, on souk's clock.

@@ -2,6 +2,9 @@
 //! clock. One binary, one module per API family.
 
 mod admin;
+mod cdn;
+mod client;
 mod common;
+mod jobs;
 mod market;
 mod tokens;

@@ -114,6 +114,7 @@ pub fn settlement(request_id: &str, commit: bool, now_ms: i64) -> Settlement {
 /// A logged call.
 pub fn call(request_id: &str, at_ms: i64, appid: &str, service_id: &str, api: &str, errcode: i64) -> CallRecord {
     CallRecord {
+        plugin_appid: None,
         request_id: request_id.to_owned(),
         at_ms,
         route: "servicemarket".to_owned(),

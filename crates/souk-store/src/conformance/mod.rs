@@ -22,12 +22,18 @@ use sqlx::{Connection, Executor, PgConnection};
 
 pub mod builders;
 mod calls;
+mod cdn;
+mod clients;
+mod jobs;
 mod ledger;
 mod registry;
 mod tokens;
 
 pub use builders::*;
 pub use calls::*;
+pub use cdn::*;
+pub use clients::*;
+pub use jobs::*;
 pub use ledger::*;
 pub use registry::*;
 pub use tokens::*;

@@ -27,68 +27,20 @@ const CLAIM_ATTEMPTS: usize = 8;
 #[async_trait]
 impl Ledger for PgStore {
     async fn reserve(&self, request: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
-        if request.units < 0 {
-            return Err(StoreError::Internal("cannot reserve a negative number of units".into()));
-        }
         let mut tx = self.begin().await?;
-        if let Some(client_msg_id) = &request.client_msg_id {
-            if let Some(first) = claim_client_msg_id(&mut tx, request, client_msg_id).await? {
-                return Ok(ReserveOutcome::Duplicate(first));
-            }
-        }
-        if let Some(package_id) = take_units(&mut tx, request).await? {
-            sqlx::query(&format!(
-                "INSERT INTO charges ({CHARGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, 'reserved', $8, NULL)"
-            ))
-            .bind(&request.request_id)
-            .bind(&package_id)
-            .bind(&request.payer_appid)
-            .bind(&request.caller_appid)
-            .bind(&request.service_id)
-            .bind(&request.api)
-            .bind(request.units)
-            .bind(request.now_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(from_sqlx)?;
+        let outcome = reserve_in(&mut tx, request, None).await?;
+        if matches!(outcome, ReserveOutcome::Reserved { .. }) {
             tx.commit().await.map_err(from_sqlx)?;
-            return Ok(ReserveOutcome::Reserved { package_id });
+        } else {
+            // Rolling back drops the idempotency claim: a retry runs again.
+            tx.rollback().await.map_err(from_sqlx)?;
         }
-        let (total, unexpired): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN expires_at_ms IS NULL OR expires_at_ms > $3 THEN 1 ELSE 0 END), 0) \
-             FROM packages WHERE appid = $1 AND service_id = $2",
-        )
-        .bind(&request.payer_appid)
-        .bind(&request.service_id)
-        .bind(request.now_ms)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(from_sqlx)?;
-        // Rolling back drops the idempotency claim: a retry runs again.
-        tx.rollback().await.map_err(from_sqlx)?;
-        Ok(rows::no_package_outcome(total, unexpired))
+        Ok(outcome)
     }
 
     async fn settle(&self, settlement: &Settlement) -> Result<bool, StoreError> {
-        let state = if settlement.commit {
-            ChargeState::Committed
-        } else {
-            ChargeState::Released
-        };
         let mut tx = self.begin().await?;
-        let settled: Option<(String, i64)> = sqlx::query_as(
-            "UPDATE charges SET state = $2, settled_at_ms = $3 WHERE request_id = $1 AND state = 'reserved' \
-             RETURNING package_id, units",
-        )
-        .bind(&settlement.request_id)
-        .bind(state.as_str())
-        .bind(settlement.now_ms)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(from_sqlx)?;
-        if let (Some((package_id, units)), false) = (&settled, settlement.commit) {
-            return_units(&mut tx, package_id, *units).await?;
-        }
+        let settled = settle_in(&mut tx, &settlement.request_id, settlement.commit, settlement.now_ms).await?;
         if let Some((caller_appid, client_msg_id, answer)) = &settlement.answer {
             sqlx::query(
                 "UPDATE idempotency SET answer = COALESCE(answer, $4) \
@@ -103,7 +55,7 @@ impl Ledger for PgStore {
             .map_err(from_sqlx)?;
         }
         tx.commit().await.map_err(from_sqlx)?;
-        Ok(settled.is_some())
+        Ok(settled)
     }
 
     async fn find_idempotent(&self, caller_appid: &str, client_msg_id: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
@@ -123,7 +75,9 @@ impl Ledger for PgStore {
         xact_lock(&mut tx, "souk.reap").await?;
         let reaped: Vec<(String, String, i64)> = sqlx::query_as(
             "UPDATE charges SET state = 'released', settled_at_ms = $2 \
-             WHERE state = 'reserved' AND created_at_ms < $1 RETURNING request_id, package_id, units",
+             WHERE state = 'reserved' AND created_at_ms < $1 \
+             AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.request_id = charges.request_id AND jobs.state IN ('pending', 'waiting')) \
+             RETURNING request_id, package_id, units",
         )
         .bind(before_ms)
         .bind(now_ms)
@@ -168,22 +122,95 @@ impl Ledger for PgStore {
     }
 }
 
+/// The body of [`Ledger::reserve`] inside the caller's transaction, which the caller commits only when
+/// the answer is `Reserved`. `answer` is stored with a new `client_msg_id` claim at once (async jobs
+/// know their answer before they run).
+pub(super) async fn reserve_in(
+    tx: &mut Transaction<'static, Postgres>,
+    request: &ReserveRequest,
+    answer: Option<&str>,
+) -> Result<ReserveOutcome, StoreError> {
+    if request.units < 0 {
+        return Err(StoreError::Internal("cannot reserve a negative number of units".into()));
+    }
+    if let Some(client_msg_id) = &request.client_msg_id {
+        if let Some(first) = claim_client_msg_id(tx, request, client_msg_id, answer).await? {
+            return Ok(ReserveOutcome::Duplicate(first));
+        }
+    }
+    if let Some(package_id) = take_units(tx, request).await? {
+        sqlx::query(&format!(
+            "INSERT INTO charges ({CHARGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, 'reserved', $8, NULL)"
+        ))
+        .bind(&request.request_id)
+        .bind(&package_id)
+        .bind(&request.payer_appid)
+        .bind(&request.caller_appid)
+        .bind(&request.service_id)
+        .bind(&request.api)
+        .bind(request.units)
+        .bind(request.now_ms)
+        .execute(&mut **tx)
+        .await
+        .map_err(from_sqlx)?;
+        return Ok(ReserveOutcome::Reserved { package_id });
+    }
+    let (total, unexpired): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN expires_at_ms IS NULL OR expires_at_ms > $3 THEN 1 ELSE 0 END), 0) \
+         FROM packages WHERE appid = $1 AND service_id = $2",
+    )
+    .bind(&request.payer_appid)
+    .bind(&request.service_id)
+    .bind(request.now_ms)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(from_sqlx)?;
+    Ok(rows::no_package_outcome(total, unexpired))
+}
+
+/// Moves a `reserved` charge to committed or released (returning released units to the package);
+/// `false` if it was not `reserved`.
+pub(super) async fn settle_in(
+    tx: &mut Transaction<'static, Postgres>,
+    request_id: &str,
+    commit: bool,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let state = if commit { ChargeState::Committed } else { ChargeState::Released };
+    let settled: Option<(String, i64)> = sqlx::query_as(
+        "UPDATE charges SET state = $2, settled_at_ms = $3 WHERE request_id = $1 AND state = 'reserved' \
+         RETURNING package_id, units",
+    )
+    .bind(request_id)
+    .bind(state.as_str())
+    .bind(now_ms)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(from_sqlx)?;
+    if let (Some((package_id, units)), false) = (&settled, commit) {
+        return_units(tx, package_id, *units).await?;
+    }
+    Ok(settled.is_some())
+}
+
 /// Claims `(caller, client_msg_id)` for this request; answers the first call's record when it was
 /// already claimed by a committed transaction.
 async fn claim_client_msg_id(
     tx: &mut Transaction<'static, Postgres>,
     request: &ReserveRequest,
     client_msg_id: &str,
+    answer: Option<&str>,
 ) -> Result<Option<IdempotencyRecord>, StoreError> {
     for _ in 0..CLAIM_ATTEMPTS {
         let claimed: Option<String> = sqlx::query_scalar(
             "INSERT INTO idempotency (caller_appid, client_msg_id, request_id, answer, created_at_ms) \
-             VALUES ($1, $2, $3, NULL, $4) ON CONFLICT (caller_appid, client_msg_id) DO NOTHING RETURNING request_id",
+             VALUES ($1, $2, $3, $5, $4) ON CONFLICT (caller_appid, client_msg_id) DO NOTHING RETURNING request_id",
         )
         .bind(&request.caller_appid)
         .bind(client_msg_id)
         .bind(&request.request_id)
         .bind(request.now_ms)
+        .bind(answer)
         .fetch_optional(&mut **tx)
         .await
         .map_err(from_sqlx)?;

@@ -14,6 +14,9 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
 mod calls;
+mod cdn;
+mod clients;
+mod jobs;
 mod ledger;
 mod registry;
 mod tokens;

@@ -34,7 +34,8 @@ impl CallLog for SqliteStore {
                     .push_bind(&call.package_id)
                     .push_bind(call.bytes_in)
                     .push_bind(call.bytes_out)
-                    .push_bind(call.cache_hit);
+                    .push_bind(call.cache_hit)
+                    .push_bind(&call.plugin_appid);
             });
             query.push(" ON CONFLICT (request_id) DO NOTHING");
             query.build().execute(&mut *tx).await.map_err(from_sqlx)?;

@@ -15,6 +15,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Sqlite, Transaction};
 
 mod calls;
+mod cdn;
+mod clients;
+mod jobs;
 mod ledger;
 mod registry;
 mod tokens;
