@@ -28,6 +28,8 @@ pub use state::{AppState, ServerSettings};
 fn client_routes() -> Router<AppState> {
     let client = Router::new()
         .route("/servicemarket/invoke", post(routes::client::invoke))
+        .route("/servicemarket/async-result", post(routes::client::async_result))
+        .route("/cdn", post(routes::client::cdn))
         .route("/authorize", post(routes::client::authorize))
         .layer(axum::middleware::from_fn(cors::client_cors));
     Router::new()

@@ -3,19 +3,21 @@
 //! `{errCode, errMsg, requestID}` with seed 000's client codes.
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
+use souk_core::jobs::AsyncResult;
 use souk_core::market::InvokeSuccess;
 use souk_core::model::CallRecord;
 use souk_core::Failure;
-use souk_types::client::{parse_client_invoke, parse_session_request};
+use souk_types::client::{parse_async_result_request, parse_client_invoke, parse_session_request};
 use souk_types::Code;
 
 use crate::context::RequestContext;
 use crate::extract::{call_record, read_limited, ClientAuth, TokenCaller};
 use crate::render;
+use crate::routes::cdn::{upload_from_request, UploadAnswer};
 use crate::state::AppState;
 
 async fn body_bytes(state: &AppState, body: Body, call: &mut CallRecord) -> Result<axum::body::Bytes, Failure> {
@@ -135,5 +137,43 @@ pub async fn authorize(State(state): State<AppState>, context: RequestContext, C
         Ok(json!({ "scopes": user.scopes }))
     }
     .await;
+    finish(&state, &context, call, result.map_err(|failure| (failure, None))).await
+}
+
+/// `POST /souk/v1/client/servicemarket/async-result {requestId}` → `{status: 1}` while the job runs,
+/// `{status: 0, data}` when it succeeded, `{status: 0, providerErrMsg}` when it failed (seed 000's
+/// `getAsyncResult`). Polling is never charged.
+pub async fn async_result(State(state): State<AppState>, context: RequestContext, ClientAuth(client): ClientAuth, body: Body) -> Response {
+    let mut call = call_record(&context, "client_async_result");
+    call.appid = Some(client.app.appid.clone());
+    call.openid = Some(client.openid().to_owned());
+    let result = async {
+        let bytes = body_bytes(&state, body, &mut call).await?;
+        let request_id = parse_async_result_request(&bytes).map_err(|bad| Failure::new(bad.code, bad.detail))?;
+        Ok(match state.souk.async_result(&client.app.appid, &request_id).await? {
+            AsyncResult::Pending => json!({ "status": 1 }),
+            AsyncResult::Done(data) => {
+                let data: Value = serde_json::from_str(&data).unwrap_or(Value::String(data));
+                json!({ "status": 0, "data": data })
+            }
+            AsyncResult::Failed(failure) => {
+                json!({ "status": 0, "providerErrMsg": failure.provider_errmsg.clone().unwrap_or_else(|| failure.message()) })
+            }
+        })
+    }
+    .await;
+    finish(&state, &context, call, result.map_err(|failure| (failure, None))).await
+}
+
+/// `POST /souk/v1/client/cdn`: a file (raw body with its `Content-Type`, or multipart) becomes a URL
+/// the provider can fetch → `{url, expires_in}`; the SDKs put it where a `CDN` marker stood.
+pub async fn cdn(State(state): State<AppState>, context: RequestContext, ClientAuth(client): ClientAuth, request: Request) -> Response {
+    let mut call = call_record(&context, "client_cdn");
+    call.appid = Some(client.app.appid.clone());
+    call.openid = Some(client.openid().to_owned());
+    let result = upload_from_request(&state.souk, &client.app.appid, request).await.map(|file| {
+        call.bytes_in = file.record.size;
+        json!(UploadAnswer::from(&file))
+    });
     finish(&state, &context, call, result.map_err(|failure| (failure, None))).await
 }

@@ -422,3 +422,85 @@ async fn authorize_records_consent() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn client_async_task_and_result() {
+    with_sqlite(|store| async move {
+        let server = TestServer::start(store).await;
+        let upstream = Upstream::start().await;
+        let (market, session) = client_market(&server, &upstream, 3).await;
+        let api = json!({"name": "Later", "upstream_url": format!("{}/echo", upstream.base), "mode": "async"});
+        server
+            .admin_ok(
+                "POST",
+                &format!("/services/{}/apis", market.service_id),
+                Some(api),
+                StatusCode::CREATED,
+            )
+            .await;
+        let (status, _, accepted) = client_invoke(
+            &server,
+            &session,
+            json!({"service": market.service_id, "api": "Later", "async": true, "data": {"n": 7}}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{accepted}");
+        assert!(accepted.get("data").is_none());
+        let request_id = accepted["requestID"].as_str().unwrap().to_owned();
+        let url = format!("{}/souk/v1/client/servicemarket/async-result", server.base);
+        let poll = |id: &str| {
+            server
+                .http
+                .post(&url)
+                .bearer_auth(&session)
+                .body(json!({"requestId": id}).to_string())
+        };
+        let (status, _, pending) = send(poll(&request_id)).await;
+        assert_eq!((status, pending), (StatusCode::OK, json!({"status": 1})));
+        server.souk.run_due_jobs("test-worker").await;
+        let (_, _, done) = send(poll(&request_id)).await;
+        assert_eq!(done["status"], json!(0), "{done}");
+        assert_eq!(done["data"]["echo"], json!({"n": 7}));
+        assert_eq!(upstream.last().param("async"), Some("1"));
+        assert!(upstream.last().param("openid").is_some(), "the job carries the user's openid");
+        let (status, _, unknown) = send(poll("nope")).await;
+        assert_eq!(
+            (status, unknown["errCode"].as_i64()),
+            (StatusCode::NOT_FOUND, Some(-1)),
+            "{unknown}"
+        );
+        assert_eq!(
+            server.units_left(&market.package_id).await,
+            2,
+            "one unit for the job, none for polling"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn client_cdn_upload_round_trip() {
+    with_sqlite(|store| async move {
+        let server = TestServer::start(store).await;
+        let (appid, secret) = server.create_app().await;
+        let token = server.token(&appid, &secret).await;
+        let session = session_for(&server, &token, "alice").await["session"].as_str().unwrap().to_owned();
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+        let request = server
+            .http
+            .post(format!("{}/souk/v1/client/cdn", server.base))
+            .bearer_auth(&session)
+            .header("content-type", "image/png")
+            .header("origin", "https://shop.example")
+            .body(bytes.clone());
+        let (status, headers, answer) = send(request).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(headers["access-control-allow-origin"], "https://shop.example");
+        let fetched = server.http.get(answer["url"].as_str().unwrap()).send().await.unwrap();
+        assert_eq!(fetched.headers()["content-type"], "image/png");
+        assert_eq!(fetched.bytes().await.unwrap().to_vec(), bytes);
+        let request = server.http.post(format!("{}/souk/v1/client/cdn", server.base)).body("x");
+        assert_eq!(send(request).await.0, StatusCode::UNAUTHORIZED);
+    })
+    .await;
+}
