@@ -7,8 +7,8 @@ use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use souk_types::admin::{
-    ApiPatch, ApiView, AppPatch, AppView, AppWithSecret, CallView, LedgerEntryView, List, NewApi, NewApp, NewPackage, NewService,
-    PackageView, ServicePatch, ServiceView, ServiceWithSecret,
+    ApiPatch, ApiView, AppPatch, AppView, AppWithSecret, CallView, GrantView, LedgerEntryView, List, NewApi, NewApp, NewGrant, NewPackage,
+    NewService, PackageView, ServicePatch, ServiceView, ServiceWithSecret,
 };
 
 use crate::error::api_error;
@@ -203,6 +203,28 @@ impl AdminClient {
     pub async fn ledger_page(&self, package_id: &str, cursor: Option<&str>) -> Result<List<LedgerEntryView>, SdkError> {
         self.get(&["packages", package_id, "ledger"], &[("cursor", cursor.map(str::to_owned))])
             .await
+    }
+
+    // ---- grants ----
+
+    /// `POST grants`: lets `caller_appid` charge `payer_appid`'s packages (`consumeType: 2`).
+    pub async fn create_grant(&self, grant: &NewGrant) -> Result<GrantView, SdkError> {
+        self.call(Method::POST, &["grants"], &[], Some(grant)).await
+    }
+
+    /// `GET grants?payer_appid=&caller_appid=`.
+    pub async fn list_grants(&self, payer_appid: Option<&str>, caller_appid: Option<&str>) -> Result<List<GrantView>, SdkError> {
+        let query = [
+            ("payer_appid", payer_appid.map(str::to_owned)),
+            ("caller_appid", caller_appid.map(str::to_owned)),
+        ];
+        self.get(&["grants"], &query).await
+    }
+
+    /// `DELETE grants/{payer_appid}/{caller_appid}`.
+    pub async fn delete_grant(&self, payer_appid: &str, caller_appid: &str) -> Result<(), SdkError> {
+        let url = self.url(&["grants", payer_appid, caller_appid], &[]);
+        self.send(Method::DELETE, url, None).await.map(drop)
     }
 
     // ---- calls ----

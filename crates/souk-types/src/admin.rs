@@ -340,6 +340,27 @@ pub struct LedgerEntryView {
     pub settled_at_ms: Option<i64>,
 }
 
+/// `POST grants`: let `caller_appid` charge `payer_appid`'s packages with `consumeType: 2`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewGrant {
+    /// The app whose packages pay.
+    pub payer_appid: String,
+    /// The app allowed to make them pay.
+    pub caller_appid: String,
+}
+
+/// A grant as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantView {
+    /// The app whose packages pay.
+    pub payer_appid: String,
+    /// The app allowed to make them pay.
+    pub caller_appid: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
 /// One logged call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallView {

@@ -182,6 +182,22 @@ async fn readme_quick_start_works_end_to_end() {
         "souk admin calls shows the call:\n{calls}"
     );
 
+    let other = admin_json(&server, &data_dir, &["apps", "create", "--name", "partner"]);
+    let other_appid = other["appid"].as_str().unwrap();
+    admin_json(
+        &server,
+        &data_dir,
+        &["grants", "create", "--payer", &appid, "--caller", other_appid],
+    );
+    let grants = admin_json(&server, &data_dir, &["grants", "list", "--payer", &appid]);
+    assert_eq!(grants["items"][0]["caller_appid"].as_str(), Some(other_appid));
+    let deleted = admin(
+        &server,
+        &data_dir,
+        &["grants", "delete", "--payer", &appid, "--caller", other_appid],
+    );
+    assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
+
     let missing = admin(&server, &data_dir, &["apps", "show", "wx0000000000000000"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("error:"));

@@ -4,31 +4,14 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 use souk_core::store::clients::Grant;
-use souk_types::admin::List;
+use souk_types::admin::{GrantView, List, NewGrant};
 
 use super::respond;
 use crate::context::RequestContext;
 use crate::extract::{AdminAuth, AdminJson, QueryPairs};
 use crate::render;
 use crate::state::AppState;
-
-/// `POST grants` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewGrant {
-    payer_appid: String,
-    caller_appid: String,
-}
-
-/// A grant as the admin API shows it.
-#[derive(Debug, Serialize)]
-pub struct GrantView {
-    payer_appid: String,
-    caller_appid: String,
-    created_at: i64,
-}
 
 fn view(grant: &Grant) -> GrantView {
     GrantView {

@@ -8,6 +8,7 @@
 mod apis;
 mod apps;
 mod calls;
+mod grants;
 mod options;
 mod output;
 mod packages;
@@ -25,6 +26,7 @@ use souk_sdk::{AdminClient, SdkError};
 use apis::ApisCommand;
 use apps::AppsCommand;
 use calls::CallsArgs;
+use grants::GrantsCommand;
 use output::Output;
 use packages::PackagesCommand;
 use services::ServicesCommand;
@@ -74,6 +76,9 @@ enum AdminCommand {
     Packages(PackagesCommand),
     /// The call log, newest first.
     Calls(CallsArgs),
+    /// Grants: which app may charge which other app's packages (consumeType 2).
+    #[command(subcommand)]
+    Grants(GrantsCommand),
 }
 
 /// Runs `souk admin ...`; the exit code is 0 on success and 1 when the call failed.
@@ -122,6 +127,7 @@ async fn execute(args: AdminArgs) -> Result<(), CliError> {
         AdminCommand::Apis(command) => apis::run(&client, out, command).await,
         AdminCommand::Packages(command) => packages::run(&client, out, command).await,
         AdminCommand::Calls(args) => calls::run(&client, out, args).await,
+        AdminCommand::Grants(command) => grants::run(&client, out, command).await,
     }
 }
 
