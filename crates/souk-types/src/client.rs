@@ -75,6 +75,21 @@ pub fn parse_session_request(body: &[u8]) -> Result<SessionRequest, BadRequest> 
     if nick.as_ref().is_some_and(|nick| nick.chars().count() > MAX_NICK_LEN) {
         return Err(bad(Code::MarketBadInput, format!("nick is longer than {MAX_NICK_LEN} characters")));
     }
+    let scopes = scopes(&mut fields)?;
+    let plugin_appid = text(&mut fields, "plugin_appid")?.filter(|id| !id.is_empty());
+    if let Some(unknown) = fields.keys().next() {
+        return Err(bad(Code::MarketBadInput, format!("unknown field {unknown}")));
+    }
+    Ok(SessionRequest {
+        user,
+        nick,
+        scopes,
+        plugin_appid,
+    })
+}
+
+/// The optional `scopes` field: at most [`MAX_SCOPES`] non-empty strings of at most 64 bytes.
+fn scopes(fields: &mut Map<String, Value>) -> Result<Vec<String>, BadRequest> {
     let scopes = match fields.remove("scopes") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items
@@ -89,16 +104,17 @@ pub fn parse_session_request(body: &[u8]) -> Result<SessionRequest, BadRequest> 
     if scopes.len() > MAX_SCOPES {
         return Err(bad(Code::MarketBadInput, format!("at most {MAX_SCOPES} scopes")));
     }
-    let plugin_appid = text(&mut fields, "plugin_appid")?.filter(|id| !id.is_empty());
-    if let Some(unknown) = fields.keys().next() {
-        return Err(bad(Code::MarketBadInput, format!("unknown field {unknown}")));
+    Ok(scopes)
+}
+
+/// Parses a client `authorize {scopes}` body: the scopes the user consents to (at least one).
+pub fn parse_authorize_request(body: &[u8]) -> Result<Vec<String>, BadRequest> {
+    let mut fields = object(body)?;
+    let scopes = scopes(&mut fields)?;
+    if scopes.is_empty() {
+        return Err(bad(Code::MarketBadInput, "scopes is missing or empty"));
     }
-    Ok(SessionRequest {
-        user,
-        nick,
-        scopes,
-        plugin_appid,
-    })
+    Ok(scopes)
 }
 
 /// Parses a client invoke body. Field names are seed 000's (`consumeType`, `consumeAppid`); a
@@ -210,6 +226,17 @@ mod tests {
             code_of(parse_client_invoke(br#"{"service":"s","api":"a","client_msg_id":"m"}"#)),
             Code::MarketBadInput
         );
+    }
+
+    #[test]
+    fn authorize_requests() {
+        assert_eq!(
+            parse_authorize_request(br#"{"scopes":["scope.userInfo"]}"#).unwrap(),
+            vec!["scope.userInfo".to_owned()]
+        );
+        assert_eq!(code_of(parse_authorize_request(br#"{"scopes":[]}"#)), Code::MarketBadInput);
+        assert_eq!(code_of(parse_authorize_request(br#"{"scopes":"x"}"#)), Code::DataFormatError);
+        assert_eq!(code_of(parse_authorize_request(br#"{"scopes":[1]}"#)), Code::DataFormatError);
     }
 
     #[test]

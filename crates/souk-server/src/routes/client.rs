@@ -11,8 +11,7 @@ use souk_core::jobs::AsyncResult;
 use souk_core::market::InvokeSuccess;
 use souk_core::model::CallRecord;
 use souk_core::Failure;
-use souk_types::client::{parse_async_result_request, parse_client_invoke, parse_session_request};
-use souk_types::Code;
+use souk_types::client::{parse_async_result_request, parse_authorize_request, parse_client_invoke, parse_session_request};
 
 use crate::context::RequestContext;
 use crate::extract::{call_record, read_limited, ClientAuth, TokenCaller};
@@ -115,24 +114,7 @@ pub async fn authorize(State(state): State<AppState>, context: RequestContext, C
     call.openid = Some(client.openid().to_owned());
     let result = async {
         let bytes = body_bytes(&state, body, &mut call).await?;
-        let scopes = match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(mut fields)) => match fields.remove("scopes") {
-                Some(Value::Array(items)) if items.len() <= 16 => items
-                    .into_iter()
-                    .map(|item| match item {
-                        Value::String(scope) if !scope.is_empty() && scope.len() <= 64 => Ok(scope),
-                        _ => Err(Failure::new(Code::DataFormatError, "scopes must be short strings")),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?,
-                _ => return Err(Failure::new(Code::MarketBadInput, "scopes must be an array of at most 16 strings")),
-            },
-            _ => {
-                return Err(Failure::new(
-                    Code::DataFormatError,
-                    "the body must be a JSON object {scopes: [...]}",
-                ))
-            }
-        };
+        let scopes = parse_authorize_request(&bytes).map_err(|bad| Failure::new(bad.code, bad.detail))?;
         let user = state.souk.authorize_scopes(&client, &scopes).await?;
         Ok(json!({ "scopes": user.scopes }))
     }
