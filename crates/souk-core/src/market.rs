@@ -3,6 +3,9 @@
 //!
 //! The phases follow the request path, as in pingora's proxy trait: `filter` (lookups, schema, limits)
 //! → `reserve` → `upstream` → `settle`. Each phase fails with one public [`Code`].
+//!
+//! An `async: true` call takes the same checks, then reserves its units and stores its job in one
+//! store call and answers at once; [`crate::jobs`] runs it.
 
 use std::sync::Arc;
 use std::time::Duration;

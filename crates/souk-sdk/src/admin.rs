@@ -7,7 +7,7 @@ use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use souk_types::admin::{
-    ApiPatch, ApiView, AppPatch, AppView, AppWithSecret, CallView, GrantView, LedgerEntryView, List, NewApi, NewApp, NewGrant, NewPackage,
+    ApiPatch, ApiView, AppPatch, AppView, AppWithSecret, CallView, GrantView, JobView, LedgerEntryView, List, NewApi, NewApp, NewGrant, NewPackage,
     NewService, PackageView, ServicePatch, ServiceView, ServiceWithSecret,
 };
 
@@ -52,6 +52,19 @@ impl CallQuery {
             ("cursor", self.cursor.clone()),
         ]
     }
+}
+
+/// Filters of `GET jobs`; every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobQuery {
+    /// Only jobs of this app.
+    pub appid: Option<String>,
+    /// Only jobs in this state (`pending`, `waiting`, `succeeded`, `failed`).
+    pub state: Option<String>,
+    /// At most this many jobs per page.
+    pub limit: Option<u32>,
+    /// The `next` of the previous page.
+    pub cursor: Option<String>,
 }
 
 /// A client of souk's admin API, authenticated with the admin token.
@@ -232,6 +245,24 @@ impl AdminClient {
     /// `GET calls?...`: logged calls, newest first.
     pub async fn list_calls(&self, query: &CallQuery) -> Result<List<CallView>, SdkError> {
         self.get(&["calls"], &query.to_pairs()).await
+    }
+
+    // ---- jobs ----
+
+    /// `GET jobs?appid=&state=&limit=&cursor=`: async jobs, newest first.
+    pub async fn list_jobs(&self, query: &JobQuery) -> Result<List<JobView>, SdkError> {
+        let pairs = [
+            ("appid", query.appid.clone()),
+            ("state", query.state.clone()),
+            ("limit", query.limit.map(|limit| limit.to_string())),
+            ("cursor", query.cursor.clone()),
+        ];
+        self.get(&["jobs"], &pairs).await
+    }
+
+    /// `GET jobs/{request_id}`.
+    pub async fn get_job(&self, request_id: &str) -> Result<JobView, SdkError> {
+        self.get(&["jobs", request_id], &[]).await
     }
 
     // ---- plumbing ----

@@ -14,7 +14,7 @@ pub mod provider;
 mod url;
 mod wechat;
 
-pub use admin::{AdminClient, CallQuery};
+pub use admin::{AdminClient, CallQuery, JobQuery};
 pub use error::SdkError;
 pub use souk_types as types;
 pub use wechat::{InvokeAnswer, WechatClient};

@@ -397,6 +397,61 @@ pub struct CallView {
     pub cache_hit: bool,
 }
 
+/// An async job as the admin API shows it (`GET jobs`, `GET jobs/{request_id}`). Times are Unix
+/// seconds. The provider body is not shown, only its size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobView {
+    /// The job's request id.
+    pub request_id: String,
+    /// Submitting app.
+    pub appid: String,
+    /// Paying app.
+    pub payer_appid: String,
+    /// End user, for client calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openid: Option<String>,
+    /// Service.
+    pub service_id: String,
+    /// API.
+    pub api: String,
+    /// The package holding (or charged) its units.
+    pub package_id: String,
+    /// `pending`, `waiting` (for the provider's callback), `succeeded` or `failed`.
+    pub state: String,
+    /// Provider attempts so far.
+    pub attempts: u32,
+    /// Size of the provider body.
+    pub body_bytes: u64,
+    /// Submission time.
+    pub created_at: i64,
+    /// When it may next be claimed (unfinished jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<i64>,
+    /// When it fails if unfinished.
+    pub deadline: i64,
+    /// Completion time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<i64>,
+    /// The worker holding it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_owner: Option<String>,
+    /// Until when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<i64>,
+    /// Why the last attempt did not finish it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// A succeeded job's data (a JSON string).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// A failed job's errcode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errcode: Option<i64>,
+    /// A failed job's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errmsg: Option<String>,
+}
+
 /// Every list endpoint's shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct List<T> {

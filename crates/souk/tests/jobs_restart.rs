@@ -228,6 +228,30 @@ async fn kill_mid_flight_then_restart(database_url: Option<String>) {
         let job = souk.admin(reqwest::Method::GET, &format!("/jobs/{request_id}"), None).await;
         assert_eq!(job["state"], json!("succeeded"), "{job}");
     }
+    // `souk admin jobs list` sees the same through the SDK.
+    let output = Command::new(SOUK)
+        .args([
+            "admin",
+            "--url",
+            &souk.base,
+            "--token",
+            ADMIN_TOKEN,
+            "--json",
+            "jobs",
+            "list",
+            "--all",
+            "--appid",
+            appid,
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let listed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let listed = listed["items"].as_array().unwrap();
+    assert_eq!(listed.len(), JOBS);
+    assert!(listed
+        .iter()
+        .all(|job| job["state"] == json!("succeeded") && job["package_id"] == json!(package_id)));
     // The provider saw every job; only those in flight at the kill may have been sent twice.
     let seen = seen.lock().unwrap().clone();
     for request_id in &request_ids {

@@ -33,7 +33,8 @@ impl Souk {
     ///
     /// Refusals: an unknown job is 9301014 (HTTP 404); a missing or wrong signature, an unknown
     /// `sign_method` or a `timestamp` more than 10 minutes off is `ProviderUnauthorized` (401); a
-    /// body that is not the envelope is 9301001 (400).
+    /// body that is not the envelope is 9301001 (400); a storage failure is 9301003 (500), so the
+    /// provider posts again.
     pub async fn accept_provider_result(
         &self,
         request_id: &str,
@@ -54,7 +55,12 @@ impl Souk {
         self.check_callback_signature(&service.secret, params, body)?;
         let outcome = envelope_outcome(body)
             .map_err(|why| Failure::new(Code::MarketBadInput, format!("the body is not the provider envelope: {why}")))?;
-        let recorded = !job.state.is_finished() && self.finish_job(&job, outcome, FinishedBy::Callback).await;
+        let recorded = !job.state.is_finished()
+            && self
+                .finish_job(&job, outcome, FinishedBy::Callback)
+                .await
+                // A 500 makes the provider post again later; the job is still unfinished.
+                .map_err(|err| Failure::from_store(Code::MarketInternal, &err))?;
         if !recorded {
             tracing::warn!(request_id, service_id = %job.service_id, api = %job.api, "a provider result arrived for a finished async job; ignored");
         }

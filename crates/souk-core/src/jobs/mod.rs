@@ -157,3 +157,28 @@ fn failure_text(failure: &Failure) -> String {
 pub fn new_worker_id() -> String {
     format!("{}-{:016x}", std::process::id(), rand::random::<u64>())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Accepted answers are kept for `client_msg_id` replays; answers kept before async jobs existed
+    /// (`{"Ok": "<data>"}`) still read as data.
+    #[test]
+    fn kept_answers_round_trip() {
+        let accepted = accepted("r1");
+        let text = serde_json::to_string(&accepted).unwrap();
+        assert_eq!(serde_json::from_str::<InvokeAnswer>(&text).unwrap(), accepted);
+        let old: InvokeAnswer = serde_json::from_str(r#"{"request_id":"r0","outcome":{"Ok":"{\"a\":1}"}}"#).unwrap();
+        assert_eq!(old.outcome, Ok(InvokeSuccess::Data(r#"{"a":1}"#.to_owned())));
+    }
+
+    #[test]
+    fn kept_failures_read_back() {
+        let mut failure = Failure::new(Code::MarketProviderFailed, "no");
+        failure.provider_errmsg = Some("no".into());
+        assert_eq!(stored_failure(Some(&failure_text(&failure))), failure);
+        assert_eq!(stored_failure(Some("garbage")).code, Code::MarketInternal);
+        assert_eq!(stored_failure(None).code, Code::MarketInternal);
+    }
+}

@@ -16,6 +16,7 @@ use crate::model::CallRecord;
 use crate::provider::{signed_url, ProviderReply, ProviderRequest, SignedCall};
 use crate::souk::Souk;
 use crate::store::jobs::{Job, JobCompletion, JobReschedule, JobState};
+use crate::store::StoreError;
 
 /// Jobs run at once by one process, unless configured otherwise.
 pub const DEFAULT_WORKERS: usize = 16;
@@ -137,7 +138,7 @@ impl Souk {
                     (job.deadline_ms - job.created_at_ms) / 1000
                 ),
             );
-            self.finish_job(&job, Err(failure), FinishedBy::Worker).await;
+            let _ = self.finish_job(&job, Err(failure), FinishedBy::Worker).await;
             return;
         }
         if job.state == JobState::Waiting {
@@ -152,12 +153,12 @@ impl Souk {
                 Code::MarketCallFailed,
                 format!("gave up after {MAX_ATTEMPTS} attempts; last: {last}"),
             );
-            self.finish_job(&job, Err(failure), FinishedBy::Worker).await;
+            let _ = self.finish_job(&job, Err(failure), FinishedBy::Worker).await;
             return;
         }
         match self.call_job_provider(&job, owner, now_ms).await {
             Step::Finish(outcome) => {
-                self.finish_job(&job, outcome, FinishedBy::Worker).await;
+                let _ = self.finish_job(&job, outcome, FinishedBy::Worker).await;
             }
             Step::AwaitCallback => {
                 let why = Some("the provider accepted the job (HTTP 202) and will post the result".to_owned());
@@ -168,7 +169,7 @@ impl Souk {
                     failure.code,
                     format!("gave up after {MAX_ATTEMPTS} attempts; last: {}", failure.detail),
                 );
-                self.finish_job(&job, Err(failure), FinishedBy::Worker).await;
+                let _ = self.finish_job(&job, Err(failure), FinishedBy::Worker).await;
             }
             Step::Retry(failure) => {
                 let due_ms = (self.now_ms() + retry_delay_ms(job.attempts)).min(job.deadline_ms);
@@ -262,8 +263,9 @@ impl Souk {
     }
 
     /// Finishes a job exactly once (settling its units in the same store transaction); the winner logs
-    /// the completion and pushes it. Answers whether this call finished it.
-    pub(crate) async fn finish_job(&self, job: &Job, outcome: Result<String, Failure>, by: FinishedBy) -> bool {
+    /// the completion and pushes it. Answers whether this call finished it (`false`: it had already
+    /// finished). A store failure leaves the job unfinished: its lease lapses and it runs again.
+    pub(crate) async fn finish_job(&self, job: &Job, outcome: Result<String, Failure>, by: FinishedBy) -> Result<bool, StoreError> {
         let now_ms = self.now_ms();
         let completion = JobCompletion {
             request_id: job.request_id.clone(),
@@ -274,20 +276,15 @@ impl Souk {
             },
             now_ms,
         };
-        match self.store.complete_job(&completion).await {
-            Ok(true) => {
-                tracing::info!(request_id = %job.request_id, succeeded = completion.succeeded, by = ?by, "async job finished");
-                self.log_job_completion(job, &outcome, &completion, now_ms).await;
-                self.push_job_result(job, &outcome).await;
-                true
-            }
-            Ok(false) => false,
-            Err(err) => {
-                // Left unfinished: the lease lapses and the job runs again (same request id).
-                tracing::error!(request_id = %job.request_id, error = %err, "completing an async job failed");
-                false
-            }
+        let finished = self.store.complete_job(&completion).await.inspect_err(|err| {
+            tracing::error!(request_id = %job.request_id, error = %err, "completing an async job failed");
+        })?;
+        if finished {
+            tracing::info!(request_id = %job.request_id, succeeded = completion.succeeded, by = ?by, "async job finished");
+            self.log_job_completion(job, &outcome, &completion, now_ms).await;
+            self.push_job_result(job, &outcome).await;
         }
+        Ok(finished)
     }
 
     /// The completion as its own call-log entry (`<request_id>.done`, route `servicemarket_async`),

@@ -4,71 +4,16 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Serialize;
 use souk_core::jobs::stored_failure;
 use souk_core::store::jobs::{Job, JobFilter, JobState};
 use souk_core::Failure;
-use souk_types::admin::List;
+use souk_types::admin::{JobView, List};
 use souk_types::Code;
 
 use super::{page_limit, respond};
 use crate::context::RequestContext;
 use crate::extract::{AdminAuth, QueryPairs};
 use crate::state::AppState;
-
-/// One job as the admin API shows it. Times are Unix seconds.
-#[derive(Debug, Clone, Serialize)]
-pub struct JobView {
-    /// The job's request id.
-    pub request_id: String,
-    /// Submitting app.
-    pub appid: String,
-    /// Paying app.
-    pub payer_appid: String,
-    /// End user, for client calls.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub openid: Option<String>,
-    /// Service.
-    pub service_id: String,
-    /// API.
-    pub api: String,
-    /// The package holding (or charged) its units.
-    pub package_id: String,
-    /// `pending`, `waiting` (for the provider's callback), `succeeded` or `failed`.
-    pub state: &'static str,
-    /// Provider attempts so far.
-    pub attempts: u32,
-    /// Size of the provider body.
-    pub body_bytes: usize,
-    /// Submission time.
-    pub created_at: i64,
-    /// When it may next be claimed (unfinished jobs).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub due_at: Option<i64>,
-    /// When it fails if unfinished.
-    pub deadline: i64,
-    /// Completion time.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<i64>,
-    /// The worker holding it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lease_owner: Option<String>,
-    /// Until when.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lease_until: Option<i64>,
-    /// Why the last attempt did not finish it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-    /// A succeeded job's data (a JSON string).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<String>,
-    /// A failed job's errcode.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub errcode: Option<i64>,
-    /// A failed job's message.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub errmsg: Option<String>,
-}
 
 fn seconds(ms: i64) -> i64 {
     ms.div_euclid(1000)
@@ -85,9 +30,9 @@ pub fn job_view(job: &Job) -> JobView {
         service_id: job.service_id.clone(),
         api: job.api.clone(),
         package_id: job.package_id.clone(),
-        state: job.state.as_str(),
+        state: job.state.as_str().to_owned(),
         attempts: job.attempts,
-        body_bytes: job.body.len(),
+        body_bytes: u64::try_from(job.body.len()).unwrap_or(u64::MAX),
         created_at: seconds(job.created_at_ms),
         due_at: (!job.state.is_finished()).then(|| seconds(job.due_at_ms)),
         deadline: seconds(job.deadline_ms),

@@ -9,6 +9,7 @@ mod apis;
 mod apps;
 mod calls;
 mod grants;
+mod jobs;
 mod options;
 mod output;
 mod packages;
@@ -27,6 +28,7 @@ use apis::ApisCommand;
 use apps::AppsCommand;
 use calls::CallsArgs;
 use grants::GrantsCommand;
+use jobs::JobsCommand;
 use output::Output;
 use packages::PackagesCommand;
 use services::ServicesCommand;
@@ -79,6 +81,9 @@ enum AdminCommand {
     /// Grants: which app may charge which other app's packages (consumeType 2).
     #[command(subcommand)]
     Grants(GrantsCommand),
+    /// Async jobs: state, attempts and outcome of async service-market calls.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
 }
 
 /// Runs `souk admin ...`; the exit code is 0 on success and 1 when the call failed.
@@ -128,6 +133,7 @@ async fn execute(args: AdminArgs) -> Result<(), CliError> {
         AdminCommand::Packages(command) => packages::run(&client, out, command).await,
         AdminCommand::Calls(args) => calls::run(&client, out, args).await,
         AdminCommand::Grants(command) => grants::run(&client, out, command).await,
+        AdminCommand::Jobs(command) => jobs::run(&client, out, command).await,
     }
 }
 
