@@ -7,8 +7,8 @@ use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use souk_types::admin::{
-    ApiPatch, ApiView, AppPatch, AppView, AppWithSecret, CallView, GrantView, JobView, LedgerEntryView, List, NewApi, NewApp, NewGrant, NewPackage,
-    NewService, PackageView, ServicePatch, ServiceView, ServiceWithSecret,
+    ApiPatch, ApiView, AppPatch, AppView, AppWithSecret, CallView, GrantView, JobView, LedgerEntryView, List, NewApi, NewApp, NewGrant,
+    NewPackage, NewService, PackageView, ServicePatch, ServiceView, ServiceWithSecret,
 };
 
 use crate::error::api_error;

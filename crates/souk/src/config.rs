@@ -48,6 +48,9 @@ pub struct FileConfig {
     /// CDN files.
     #[serde(default)]
     pub cdn: CdnSection,
+    /// Async jobs.
+    #[serde(default)]
+    pub jobs: JobsSection,
 }
 
 /// A section holding one URL.
@@ -82,6 +85,14 @@ pub struct CdnSection {
     pub max_bytes: Option<u64>,
     /// How long a CDN file is served, in seconds.
     pub ttl_secs: Option<u64>,
+}
+
+/// `[jobs]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsSection {
+    /// Async jobs run at once by this process.
+    pub workers: Option<u64>,
 }
 
 /// Values given on the command line (highest precedence).
@@ -122,6 +133,8 @@ pub struct Config {
     pub cdn_max_bytes: u64,
     /// Lifetime of a CDN file, in seconds.
     pub cdn_ttl_secs: u64,
+    /// Async jobs run at once.
+    pub job_workers: u64,
 }
 
 /// A configuration that cannot be used, with the reason.
@@ -212,6 +225,10 @@ impl Config {
             Some(text) => parse_number("SOUK_CDN_TTL_SECS", &text)?,
             None => file.cdn.ttl_secs.unwrap_or(DEFAULT_CDN_TTL_SECS),
         };
+        let job_workers = match env("SOUK_JOB_WORKERS") {
+            Some(text) => parse_number("SOUK_JOB_WORKERS", &text)?,
+            None => file.jobs.workers.unwrap_or(souk_core::jobs::DEFAULT_WORKERS as u64),
+        };
         let config = Config {
             listen,
             data_dir,
@@ -224,6 +241,7 @@ impl Config {
             max_body_bytes,
             cdn_max_bytes,
             cdn_ttl_secs,
+            job_workers,
         };
         config.validate()?;
         Ok(config)
@@ -262,6 +280,9 @@ impl Config {
         if !(60..=365 * 24 * 3600).contains(&self.cdn_ttl_secs) {
             return Err(ConfigError("cdn.ttl_secs must be 60 seconds to 365 days".to_owned()));
         }
+        if !(1..=1024).contains(&self.job_workers) {
+            return Err(ConfigError("jobs.workers must be 1 to 1024".to_owned()));
+        }
         Ok(())
     }
 
@@ -294,6 +315,9 @@ impl Config {
             cdn: CdnSection {
                 max_bytes: Some(self.cdn_max_bytes),
                 ttl_secs: Some(self.cdn_ttl_secs),
+            },
+            jobs: JobsSection {
+                workers: Some(self.job_workers),
             },
         };
         toml::to_string(&file).unwrap_or_default()
@@ -365,5 +389,20 @@ mod tests {
             ..FlagConfig::default()
         };
         assert!(Config::layer(FileConfig::default(), &flags).is_err());
+    }
+
+    #[test]
+    fn job_workers_have_a_default_and_bounds() {
+        let config = Config::layer(FileConfig::default(), &FlagConfig::default()).unwrap();
+        assert_eq!(config.job_workers, 16);
+        let file: FileConfig = toml::from_str("[jobs]\nworkers = 4\n").unwrap();
+        let config = Config::layer(file, &FlagConfig::default()).unwrap();
+        assert_eq!(config.job_workers, 4);
+        assert!(config.redacted().contains("[jobs]\nworkers = 4"), "{}", config.redacted());
+        for bad in ["[jobs]\nworkers = 0", "[jobs]\nworkers = 5000"] {
+            let file: FileConfig = toml::from_str(bad).unwrap();
+            assert!(Config::layer(file, &FlagConfig::default()).is_err(), "{bad}");
+        }
+        assert!(toml::from_str::<FileConfig>("[jobs]\nthreads = 1").is_err());
     }
 }

@@ -43,7 +43,10 @@ pub async fn serve(config: Config) -> Result<(), String> {
     );
     let housekeeping = tokio::spawn(housekeeping(souk.clone()));
     // Async jobs: pending ones left by an earlier run are claimed as soon as their leases lapse.
-    let job_workers = souk.start_job_workers(souk_core::jobs::JobWorkerSettings::default());
+    let job_workers = souk.start_job_workers(souk_core::jobs::JobWorkerSettings {
+        workers: usize::try_from(config.job_workers).unwrap_or(souk_core::jobs::DEFAULT_WORKERS),
+        ..souk_core::jobs::JobWorkerSettings::default()
+    });
     let settings = ServerSettings {
         admin_token,
         max_body_bytes: config.max_body_bytes,
