@@ -341,3 +341,20 @@ pub async fn closed_port_url() -> String {
     drop(listener);
     format!("http://{address}/echo")
 }
+
+/// `case => sqlite_test, postgres_test;`: one case on both backends.
+macro_rules! on_both_backends {
+    ($($case:ident => $sqlite:ident, $postgres:ident;)*) => {
+        $(
+            #[tokio::test]
+            async fn $sqlite() {
+                souk_store::conformance::with_sqlite($case).await;
+            }
+
+            #[tokio::test]
+            async fn $postgres() {
+                souk_store::conformance::with_postgres($case).await;
+            }
+        )*
+    };
+}

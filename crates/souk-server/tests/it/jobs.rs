@@ -16,30 +16,13 @@ use axum::Router;
 use serde_json::{json, Value};
 use souk_core::jobs::push::push_signature;
 use souk_core::jobs::{JOB_DEADLINE_MS, MAX_ATTEMPTS};
-use souk_store::conformance::{with_postgres, with_sqlite, Store};
+use souk_store::conformance::{with_sqlite, Store};
 use souk_types::sign::{self, SignMethod};
 
 use crate::common::{Seen, TestServer, SERVICE_SECRET};
 
 /// The worker name tests step jobs as.
 const WORKER: &str = "test-worker";
-
-/// `case => sqlite_test, postgres_test;`: one case on both backends.
-macro_rules! on_both_backends {
-    ($($case:ident => $sqlite:ident, $postgres:ident;)*) => {
-        $(
-            #[tokio::test]
-            async fn $sqlite() {
-                with_sqlite($case).await;
-            }
-
-            #[tokio::test]
-            async fn $postgres() {
-                with_postgres($case).await;
-            }
-        )*
-    };
-}
 
 on_both_backends! {
     direct_answer_finishes_the_job => sqlite_direct_answer_finishes_the_job, postgres_direct_answer_finishes_the_job;

@@ -1,10 +1,12 @@
 //! End-to-end tests of souk's HTTP APIs: a real server on a loopback port, real providers, an injected
 //! clock. One binary, one module per API family.
 
+#[macro_use]
+mod common;
+
 mod admin;
 mod cdn;
 mod client;
-mod common;
 mod jobs;
 mod market;
 mod tokens;
