@@ -16,6 +16,7 @@ pub mod cdn;
 pub mod cdn_markers;
 pub mod clients;
 pub mod clock;
+pub mod cloud;
 pub mod error;
 pub mod ids;
 pub mod jobs;
