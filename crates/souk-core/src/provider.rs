@@ -9,7 +9,7 @@ use souk_types::sign::{self, SignMethod};
 
 /// Characters left as they are in query values: RFC 3986's unreserved set. Spaces become `%20`, never
 /// `+`, so strict and form-style decoders read the same value and the signature holds for both.
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+pub(crate) const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// Query parameter names souk sets; the same names in a registered upstream URL are dropped.
 const RESERVED_PARAMS: &[&str] = &[

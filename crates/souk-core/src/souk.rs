@@ -32,6 +32,8 @@ pub struct Souk {
     pub(crate) sessions: TtlCache<String, Arc<ClientSession>>,
     /// CDN files, once enabled with [`Souk::with_cdn`].
     pub(crate) cdn: Option<Arc<crate::cdn::Cdn>>,
+    /// The cloud gateway (`Souk::with_cloud_transport`, `with_secret_key`, `with_response_cache`).
+    pub(crate) cloud: crate::cloud::CloudGateway,
 }
 
 /// An API with its compiled schema, as the hot path needs it.
@@ -72,6 +74,7 @@ impl Souk {
             job_wakeup: tokio::sync::Notify::new(),
             sessions: TtlCache::new(CACHE_TTL_MS, CACHE_MAX_ENTRIES),
             cdn: None,
+            cloud: crate::cloud::CloudGateway::default(),
         }
     }
 

@@ -9,10 +9,12 @@ use async_trait::async_trait;
 
 pub mod cdn;
 pub mod clients;
+pub mod cloud;
 pub mod jobs;
 
 pub use cdn::CdnFiles;
 pub use clients::Clients;
+pub use cloud::CloudApps;
 pub use jobs::Jobs;
 
 use crate::model::{
@@ -150,7 +152,7 @@ pub trait CallLog: Send + Sync {
 
 /// Everything durable, as one object.
 #[async_trait]
-pub trait DurableStore: Registry + Tokens + Ledger + Jobs + CdnFiles + Clients + CallLog + Send + Sync + 'static {
+pub trait DurableStore: Registry + Tokens + Ledger + Jobs + CdnFiles + Clients + CloudApps + CallLog + Send + Sync + 'static {
     /// Whether the store answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
     /// The backend's name for logs (`sqlite`, `postgres`).

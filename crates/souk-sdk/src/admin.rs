@@ -7,8 +7,9 @@ use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use souk_types::admin::{
-    ApiPatch, ApiView, AppPatch, AppView, AppWithSecret, CallView, GrantView, JobView, LedgerEntryView, List, NewApi, NewApp, NewGrant,
-    NewPackage, NewService, PackageView, ServicePatch, ServiceView, ServiceWithSecret,
+    ApiPatch, ApiView, AppPatch, AppView, AppWithSecret, CallView, CloudAppPatch, CloudAppView, CloudAppWithSecret, GrantView, JobView,
+    LedgerEntryView, List, NewApi, NewApp, NewCloudApp, NewGrant, NewPackage, NewService, PackageView, ServicePatch, ServiceView,
+    ServiceWithSecret,
 };
 
 use crate::error::api_error;
@@ -238,6 +239,35 @@ impl AdminClient {
     pub async fn delete_grant(&self, payer_appid: &str, caller_appid: &str) -> Result<(), SdkError> {
         let url = self.url(&["grants", payer_appid, caller_appid], &[]);
         self.send(Method::DELETE, url, None).await.map(drop)
+    }
+
+    // ---- cloud apps ----
+
+    /// `POST cloud-apps`: registers an external service of an app for the cloud gateway; the answer
+    /// holds its signing secret, shown only this once.
+    pub async fn create_cloud_app(&self, cloud_app: &NewCloudApp) -> Result<CloudAppWithSecret, SdkError> {
+        self.call(Method::POST, &["cloud-apps"], &[], Some(cloud_app)).await
+    }
+
+    /// `GET cloud-apps?appid=&cursor=`: one page of cloud apps, of one app when `appid` is given.
+    pub async fn list_cloud_apps(&self, appid: Option<&str>, cursor: Option<&str>) -> Result<List<CloudAppView>, SdkError> {
+        let query = [("appid", appid.map(str::to_owned)), ("cursor", cursor.map(str::to_owned))];
+        self.get(&["cloud-apps"], &query).await
+    }
+
+    /// `GET cloud-apps/{cloud_app_id}`.
+    pub async fn get_cloud_app(&self, cloud_app_id: &str) -> Result<CloudAppView, SdkError> {
+        self.get(&["cloud-apps", cloud_app_id], &[]).await
+    }
+
+    /// `PATCH cloud-apps/{cloud_app_id}`: changes the fields set in `patch` (disable with `disabled`).
+    pub async fn patch_cloud_app(&self, cloud_app_id: &str, patch: &CloudAppPatch) -> Result<CloudAppView, SdkError> {
+        self.call(Method::PATCH, &["cloud-apps", cloud_app_id], &[], Some(patch)).await
+    }
+
+    /// `POST cloud-apps/{cloud_app_id}/secret`: a new signing secret; the old one stops working.
+    pub async fn rotate_cloud_app_secret(&self, cloud_app_id: &str) -> Result<CloudAppWithSecret, SdkError> {
+        self.call(Method::POST, &["cloud-apps", cloud_app_id, "secret"], &[], None::<&()>).await
     }
 
     // ---- calls ----

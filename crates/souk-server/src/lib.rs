@@ -8,6 +8,7 @@
 //! [`app`] returns the whole router, so tests drive it on a real socket or without one.
 
 pub mod admin;
+pub mod cloud_transport;
 pub mod context;
 pub mod cors;
 pub mod extract;
@@ -31,10 +32,25 @@ fn client_routes() -> Router<AppState> {
         .route("/servicemarket/async-result", post(routes::client::async_result))
         .route("/cdn", post(routes::client::cdn))
         .route("/authorize", post(routes::client::authorize))
+        .route("/cloud/http-request", post(routes::cloud::client_http_request))
         .layer(axum::middleware::from_fn(cors::client_cors));
     Router::new()
         .route("/souk/v1/client-sessions", post(routes::client::mint_session))
         .nest("/souk/v1/client", client)
+}
+
+/// The cloud gateway's other doors (its client door is among the client routes): the app server's,
+/// and the stock Taobao cloud SDK's MTOP hop, which pages call with a client session (CORS on).
+fn cloud_routes() -> Router<AppState> {
+    let mtop = Router::new()
+        .route(
+            "/souk/v1/mtop/mtop.miniapp.cloud.application.request/1.0",
+            post(routes::cloud::mtop_http_request),
+        )
+        .layer(axum::middleware::from_fn(cors::client_cors));
+    Router::new()
+        .route("/souk/v1/cloud/http-request", post(routes::cloud::server_http_request))
+        .merge(mtop)
 }
 
 /// The whole router.
@@ -67,6 +83,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ops)
         .merge(cdn)
         .merge(client_routes())
+        .merge(cloud_routes())
         .nest("/souk/v1/admin", admin::admin_routes())
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), context::with_request_context))

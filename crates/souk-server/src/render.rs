@@ -73,3 +73,33 @@ pub fn client_failure(failure: &Failure, request_id: &str, retry_after_ms: Optio
     }
     response
 }
+
+/// The code's HTTP status.
+fn status_of(failure: &Failure) -> StatusCode {
+    StatusCode::from_u16(failure.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// A cloud-gateway failure on the client door (`cloud-gateway.md` §2): the code's HTTP status and
+/// `{errorCode, errorMessage, requestID}`, `errorCode` being the stable SCREAMING_SNAKE name.
+pub fn cloud_client_failure_body(failure: &Failure, request_id: &str) -> (StatusCode, Value) {
+    let body = json!({ "errorCode": failure.code.error_code(), "errorMessage": failure.message(), "requestID": request_id });
+    (status_of(failure), body)
+}
+
+/// A cloud-gateway failure on the server door: the code's HTTP status and the envelope's shape,
+/// `{success: false, errorCode, errorMessage, requestID}`.
+pub fn cloud_server_failure_body(failure: &Failure, request_id: &str) -> (StatusCode, Value) {
+    let body = json!({
+        "success": false,
+        "errorCode": failure.code.error_code(),
+        "errorMessage": failure.message(),
+        "requestID": request_id,
+    });
+    (status_of(failure), body)
+}
+
+/// A cloud-gateway failure as the MTOP payload the stock SDK rejects (`taobao-gateway.md` §3.3):
+/// `{errCode, errMessage}`, the request id at the end of the message as in WeChat's `errmsg`.
+pub fn mtop_failure_payload(failure: &Failure, request_id: &str) -> Value {
+    json!({ "errCode": failure.code.error_code(), "errMessage": wechat_errmsg(failure, request_id) })
+}

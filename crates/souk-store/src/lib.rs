@@ -13,10 +13,12 @@ use souk_core::store::{DurableStore, StoreError};
 
 mod cdn_rows;
 mod client_rows;
+mod cloud_rows;
 mod error;
 mod job_rows;
 mod postgres;
 mod rows;
+mod shared;
 mod sqlite;
 
 #[cfg(feature = "testsuite")]

@@ -72,6 +72,9 @@ store_cases! {
     jobs_sweep => sqlite_jobs_sweep, postgres_jobs_sweep;
     cdn_files_insert_get_delete => sqlite_cdn_files_insert_get_delete, postgres_cdn_files_insert_get_delete;
     cdn_files_list_expired => sqlite_cdn_files_list_expired, postgres_cdn_files_list_expired;
+    cloud_apps_insert_and_get => sqlite_cloud_apps_insert_and_get, postgres_cloud_apps_insert_and_get;
+    cloud_apps_list => sqlite_cloud_apps_list, postgres_cloud_apps_list;
+    cloud_apps_update => sqlite_cloud_apps_update, postgres_cloud_apps_update;
 }
 
 url_cases! {

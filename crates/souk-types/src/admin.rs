@@ -361,6 +361,72 @@ pub struct GrantView {
     pub created_at: i64,
 }
 
+/// `POST cloud-apps`: an external service of an app for the cloud gateway (`cloud-gateway.md` §1).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCloudApp {
+    /// The owning app.
+    pub appid: String,
+    /// At most 20 origins `http(s)://host[:port]` calls may go to (no path, query or user info).
+    pub whitelist: Vec<String>,
+    /// Sent as the `env` context parameter (default `online`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// `md5` (default), `hmac` or `hmac-sha256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_method: Option<String>,
+}
+
+/// `PATCH cloud-apps/{cloud_app_id}`: every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudAppPatch {
+    /// New whitelist (replaces the old one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whitelist: Option<Vec<String>>,
+    /// New environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// New signing method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_method: Option<String>,
+    /// `true` refuses every call through the cloud app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+}
+
+/// A cloud app as the admin API shows it (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloudAppView {
+    /// The `cloudAppId` pages name in `exts.cloudAppId` (16 digits).
+    pub cloud_app_id: String,
+    /// The owning app.
+    pub appid: String,
+    /// Sent as the `app_key` context parameter.
+    pub app_key: String,
+    /// Sent as the `env` context parameter.
+    pub env: String,
+    /// Normalised origins.
+    pub whitelist: Vec<String>,
+    /// `md5`, `hmac` or `hmac-sha256`.
+    pub sign_method: String,
+    /// Whether calls are refused.
+    pub disabled: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// `POST cloud-apps` and `POST cloud-apps/{cloud_app_id}/secret` answers: the cloud app and the secret
+/// requests to it are signed with, shown only here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloudAppWithSecret {
+    /// The cloud app.
+    #[serde(flatten)]
+    pub cloud_app: CloudAppView,
+    /// The signing secret.
+    pub secret: String,
+}
+
 /// One logged call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallView {

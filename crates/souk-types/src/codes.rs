@@ -134,12 +134,66 @@ code_table! {
     AdminNotFound => { errcode: 40066, client: -1, http: 404, msg: "not found" },
     /// Admin API: the object already exists.
     AdminConflict => { errcode: 47001, client: -1, http: 409, msg: "already exists" },
+
+    /// Cloud gateway: the request breaks a rule of `cloud-gateway.md` §2 (a field missing or of the
+    /// wrong type, a bad `path`, `timeout`, `cacheType` or `cacheTime`, a GET with a body, ...).
+    CloudInvalidRequest => { errcode: 9302001, client: -1, http: 400, msg: "invalid cloud request" },
+    /// Cloud gateway: `method` is not `GET` or `POST` (upper case).
+    CloudMethodNotAllowed => { errcode: 9302002, client: -1, http: 405, msg: "method not allowed: GET or POST only" },
+    /// Cloud gateway: a POST whose caller headers ask for a content type other than `application/json`.
+    CloudContentTypeRefused => { errcode: 9302003, client: -1, http: 415, msg: "content type refused: POST sends application/json only" },
+    /// Cloud gateway: path, query and body together are larger than 128 KB.
+    CloudRequestTooLarge => { errcode: 9302004, client: -1, http: 413, msg: "cloud request too large" },
+    /// Cloud gateway: no cloud app of the calling app has this `cloudAppId`.
+    CloudAppNotFound => { errcode: 9302005, client: -1, http: 404, msg: "cloud app not found" },
+    /// Cloud gateway: the cloud app is disabled.
+    CloudAppDisabled => { errcode: 9302006, client: -1, http: 403, msg: "cloud app disabled" },
+    /// Cloud gateway: `exts.domain` is not on the cloud app's whitelist.
+    CloudOriginNotWhitelisted => { errcode: 9302007, client: -1, http: 403, msg: "domain not on the cloud app's whitelist" },
+    /// Cloud gateway: no complete answer within `timeout`; the upstream call was cancelled.
+    CloudUpstreamTimeout => { errcode: 9302010, client: -2, http: 504, msg: "upstream timeout" },
+    /// Cloud gateway: the upstream could not be reached (refused, reset, DNS, TLS, ...).
+    CloudUpstreamConnectError => { errcode: 9302011, client: -2, http: 502, msg: "upstream connection failed" },
+    /// Cloud gateway: the upstream answered an HTTP status other than 2xx.
+    CloudUpstreamHttpStatus => { errcode: 9302012, client: -2, http: 502, msg: "upstream answered an http error" },
+    /// Cloud gateway: the upstream's answer is not the JSON envelope `{success, data, errorCode, errorMessage}`.
+    CloudUpstreamNotEnvelope => { errcode: 9302013, client: -2, http: 502, msg: "upstream answer is not the envelope" },
+    /// Cloud gateway: `success: true` with `data` of `0`, `false`, `""`, `null` or missing.
+    CloudUpstreamFalsyData => { errcode: 9302014, client: -2, http: 502, msg: "upstream success without data" },
+    /// Cloud gateway: the domain resolves to an address the operator does not allow (loopback,
+    /// private, link-local, metadata); nothing was sent.
+    CloudUpstreamAddressRefused => { errcode: 9302015, client: -2, http: 403, msg: "upstream address refused" },
+    /// Cloud gateway: the upstream answered with a redirect, which is not followed.
+    CloudUpstreamRedirect => { errcode: 9302016, client: -2, http: 502, msg: "upstream redirect refused" },
+    /// Cloud gateway: the upstream's answer is larger than souk reads.
+    CloudUpstreamTooLarge => { errcode: 9302017, client: -2, http: 502, msg: "upstream answer too large" },
 }
 
 impl Code {
     /// Whether a failure of this kind is souk's fault rather than the caller's or a provider's.
     pub fn is_internal(self) -> bool {
         matches!(self, Code::SystemError | Code::MarketInternal)
+    }
+
+    /// Whether this is one of the cloud gateway's own codes (`Cloud...`), answered with an [`error_code`](Code::error_code).
+    pub fn is_cloud(self) -> bool {
+        self.name().starts_with("Cloud")
+    }
+
+    /// The stable `errorCode` string of the cloud gateway (`cloud-gateway.md` §2): the variant's name
+    /// without the `Cloud` prefix in SCREAMING_SNAKE_CASE (`CloudUpstreamTimeout` → `UPSTREAM_TIMEOUT`).
+    /// Other codes answer their whole name the same way (`SystemError` → `SYSTEM_ERROR`).
+    pub fn error_code(self) -> String {
+        let name = self.name();
+        let name = name.strip_prefix("Cloud").unwrap_or(name);
+        let mut out = String::with_capacity(name.len() + 4);
+        for (idx, ch) in name.chars().enumerate() {
+            if ch.is_ascii_uppercase() && idx > 0 {
+                out.push('_');
+            }
+            out.push(ch.to_ascii_uppercase());
+        }
+        out
     }
 }
 
@@ -164,6 +218,35 @@ mod tests {
             })
             .collect();
         insta::assert_snapshot!(table.join("\n"));
+    }
+
+    /// The gateway's `errorCode`s are public too; pinned with the table.
+    #[test]
+    fn cloud_error_codes_snapshot() {
+        let table: Vec<String> = Code::ALL
+            .iter()
+            .filter(|code| code.is_cloud())
+            .map(|code| format!("{:<28} {}", code.name(), code.error_code()))
+            .collect();
+        insta::assert_snapshot!(table.join("\n"));
+    }
+
+    #[test]
+    fn error_codes_are_screaming_snake_case_and_unique() {
+        assert_eq!(Code::CloudUpstreamTimeout.error_code(), "UPSTREAM_TIMEOUT");
+        assert_eq!(Code::CloudAppNotFound.error_code(), "APP_NOT_FOUND");
+        assert_eq!(Code::SystemError.error_code(), "SYSTEM_ERROR");
+        // The gateway answers its own codes, and `SYSTEM_ERROR` when souk itself fails.
+        let mut codes: Vec<String> = Code::ALL
+            .iter()
+            .filter(|c| c.is_cloud() || **c == Code::SystemError)
+            .map(|c| c.error_code())
+            .collect();
+        assert!(codes.iter().all(|c| c.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')));
+        codes.sort_unstable();
+        let before = codes.len();
+        codes.dedup();
+        assert_eq!(before, codes.len());
     }
 
     #[test]

@@ -8,11 +8,13 @@
 //! - [`codes`]: every public code (server errcode, client errCode, HTTP status, message).
 //! - [`sign`]: the Taobao/Qimen-style signature (`cloud-gateway.md` §3) and the provider timestamp.
 //! - [`market`]: `/wxa/servicemarket` request parsing and the provider envelope.
+//! - [`cloud`]: the external-HTTP gateway's request (door and MTOP shapes) and origin normalisation.
 //! - [`token`]: access-token answers.
 //! - [`admin`]: the admin API's request and answer bodies.
 
 pub mod admin;
 pub mod client;
+pub mod cloud;
 pub mod codes;
 pub mod market;
 pub mod sign;

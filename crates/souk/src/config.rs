@@ -13,6 +13,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./souk-data";
 /// The file (in the data dir) holding a generated admin token.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+/// The file (in the data dir) holding a generated server secret key.
+pub const SECRET_KEY_FILE: &str = "secret-key";
 /// The default size limit of a CDN file: 10 MiB.
 pub const DEFAULT_CDN_MAX_BYTES: u64 = 10 * 1024 * 1024;
 /// The default lifetime of a CDN file: 3 days.
@@ -30,6 +32,9 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     /// The admin API's bearer token.
     pub admin_token: Option<String>,
+    /// The server's secret key (user pseudonyms such as the cloud gateway's `mix_nick` derive from
+    /// it): the same on every node, kept across restarts.
+    pub secret_key: Option<String>,
     /// Durable storage.
     #[serde(default)]
     pub database: UrlSection,
@@ -119,6 +124,8 @@ pub struct Config {
     pub public_url: String,
     /// Admin token, if configured (else generated in the data dir).
     pub admin_token: Option<String>,
+    /// Server secret key, if configured (else generated in the data dir).
+    pub secret_key: Option<String>,
     /// Durable store URL.
     pub database_url: String,
     /// Redis URL (`None`: in-process shared state).
@@ -200,6 +207,7 @@ impl Config {
             .or(file.public_url)
             .unwrap_or_else(|| format!("http://{listen}"));
         let admin_token = env("SOUK_ADMIN_TOKEN").or(file.admin_token);
+        let secret_key = env("SOUK_SECRET_KEY").or(file.secret_key);
         let database_url = env("SOUK_DATABASE_URL")
             .or(file.database.url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("souk.db").display()));
@@ -234,6 +242,7 @@ impl Config {
             data_dir,
             public_url,
             admin_token,
+            secret_key,
             database_url,
             redis_url,
             blob_url,
@@ -271,6 +280,9 @@ impl Config {
                 return Err(ConfigError("admin_token must be at least 16 characters".to_owned()));
             }
         }
+        if self.secret_key.as_ref().is_some_and(|key| key.len() < 32) {
+            return Err(ConfigError("secret_key must be at least 32 characters".to_owned()));
+        }
         if !(1024..=64 * 1024 * 1024).contains(&self.max_body_bytes) {
             return Err(ConfigError("limits.max_body_bytes must be 1 KiB to 64 MiB".to_owned()));
         }
@@ -297,6 +309,7 @@ impl Config {
             data_dir: Some(self.data_dir.clone()),
             public_url: Some(self.public_url.clone()),
             admin_token: self.admin_token.as_ref().map(|_| "***".to_owned()),
+            secret_key: self.secret_key.as_ref().map(|_| "***".to_owned()),
             database: UrlSection {
                 url: Some(redact_url(&self.database_url)),
             },
@@ -389,6 +402,17 @@ mod tests {
             ..FlagConfig::default()
         };
         assert!(Config::layer(FileConfig::default(), &flags).is_err());
+    }
+
+    #[test]
+    fn secret_keys_are_long_and_redacted() {
+        let file: FileConfig = toml::from_str("secret_key = \"short\"").unwrap();
+        assert!(Config::layer(file, &FlagConfig::default()).is_err());
+        let key = "k".repeat(32);
+        let file: FileConfig = toml::from_str(&format!("secret_key = \"{key}\"")).unwrap();
+        let config = Config::layer(file, &FlagConfig::default()).unwrap();
+        assert_eq!(config.secret_key.as_deref(), Some(key.as_str()));
+        assert!(!config.redacted().contains(&key), "{}", config.redacted());
     }
 
     #[test]

@@ -11,10 +11,11 @@ use souk_core::cdn::CdnSettings;
 use souk_core::clock::SystemClock;
 use souk_core::ratelimit::LocalRateLimiter;
 use souk_core::Souk;
+use souk_server::cloud_transport::GuardedTransport;
 use souk_server::upstream::HttpTransport;
 use souk_server::{AppState, ServerSettings};
 
-use crate::config::{Config, ADMIN_TOKEN_FILE};
+use crate::config::{Config, ADMIN_TOKEN_FILE, SECRET_KEY_FILE};
 
 /// Runs the server until it is told to stop.
 pub async fn serve(config: Config) -> Result<(), String> {
@@ -23,12 +24,15 @@ pub async fn serve(config: Config) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|err| format!("cannot create blob dir {dir}: {err}"))?;
     }
     let admin_token = admin_token(&config)?;
+    let secret_key = secret_key(&config)?;
     let store = souk_store::open(&config.database_url)
         .await
         .map_err(|err| format!("cannot open the database: {err}"))?;
     tracing::info!(backend = store.backend(), "database ready");
     let (call_log, call_log_task) = CallLogWriter::start(store.clone());
     let transport = HttpTransport::new()?;
+    // The cloud gateway calls addresses pages name: guarded unless the operator allows private ones.
+    let cloud_transport = GuardedTransport::new(config.fetch_allow_private)?;
     let blobs = souk_blob::open(&config.blob_url).map_err(|err| format!("cannot open the blob store: {err}"))?;
     tracing::info!(backend = blobs.backend(), "blob store ready");
     let souk = Arc::new(
@@ -39,7 +43,9 @@ pub async fn serve(config: Config) -> Result<(), String> {
             Arc::new(LocalRateLimiter::new()),
             call_log,
         )
-        .with_cdn(cdn_settings(&config), blobs),
+        .with_cdn(cdn_settings(&config), blobs)
+        .with_cloud_transport(Arc::new(cloud_transport))
+        .with_secret_key(secret_key.as_bytes()),
     );
     let housekeeping = tokio::spawn(housekeeping(souk.clone()));
     // Async jobs: pending ones left by an earlier run are claimed as soon as their leases lapse.
@@ -100,6 +106,27 @@ fn admin_token(config: &Config) -> Result<String, String> {
     write_private(&path, &token).map_err(|err| format!("cannot write the admin token to {}: {err}", path.display()))?;
     println!("admin token: generated and stored in {}", path.display());
     Ok(token)
+}
+
+/// The configured server secret key, or the one kept in the data dir (made on first start). It must
+/// not change: user pseudonyms (`mix_nick`) derive from it. Several nodes must be given the same one.
+fn secret_key(config: &Config) -> Result<String, String> {
+    if let Some(key) = &config.secret_key {
+        return Ok(key.clone());
+    }
+    let path = config.data_dir.join(SECRET_KEY_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let key = text.trim().to_owned();
+        if !key.is_empty() {
+            return Ok(key);
+        }
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill(&mut bytes);
+    let key = hex::encode(bytes);
+    write_private(&path, &key).map_err(|err| format!("cannot write the secret key to {}: {err}", path.display()))?;
+    println!("secret key: generated and stored in {}", path.display());
+    Ok(key)
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {

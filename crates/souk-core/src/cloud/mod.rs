@@ -6,12 +6,28 @@
 //! This module holds the domain types and the two roles the gateway needs from outside:
 //! [`CloudTransport`] (the guarded upstream HTTP client, implemented in `souk-server`) and
 //! [`ResponseCache`] (shared short-lived state: in-process now, Redis later).
+//!
+//! Layout: [`apps`] (the operator's cloud apps, whitelist validation), [`context`] (context
+//! parameters, `mix_nick`, the signed upstream request), [`envelope`] (what an upstream reply means),
+//! [`cache`] (cache keys, the in-process [`ResponseCache`], single-flight), and the call itself,
+//! [`Souk::http_request`](crate::Souk::http_request), in `gateway.rs`.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
 use souk_types::sign::SignMethod;
+
+pub mod apps;
+pub mod cache;
+pub mod context;
+pub mod envelope;
+mod gateway;
+
+pub(crate) use gateway::CloudGateway;
+pub use gateway::USER_INFO_SCOPE;
+/// The request types live in `souk-types` (the doors parse them); re-exported here for the domain.
+pub use souk_types::cloud::{CacheRule, CacheType, CloudExts, CloudMethod, CloudRequest};
 
 /// A cloud app: one external service (an origin whitelist) of an app, with the key and secret souk
 /// signs requests to it with.
@@ -38,15 +54,6 @@ pub struct CloudApp {
     pub created_at_ms: i64,
 }
 
-/// `GET` or `POST`, the only methods the gateway passes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CloudMethod {
-    /// `GET`: no body.
-    Get,
-    /// `POST`: a JSON body.
-    Post,
-}
-
 /// Who calls the gateway: the app, and the end user when the call comes from a page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloudCaller {
@@ -56,6 +63,28 @@ pub struct CloudCaller {
     pub openid: Option<String>,
     /// The user's nick, only when the user granted `scope.userInfo`.
     pub user_nick: Option<String>,
+}
+
+impl CloudCaller {
+    /// The app's own server (the server door, the console test page): no user.
+    pub fn for_app(appid: impl Into<String>) -> Self {
+        CloudCaller {
+            appid: appid.into(),
+            openid: None,
+            user_nick: None,
+        }
+    }
+}
+
+/// What a gateway call answers when it did not fail: the upstream's envelope (which may say
+/// `success: false`; the doors pass that on, it is not a gateway failure).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloudOutcome {
+    /// The four-field envelope.
+    pub envelope: CloudEnvelope,
+    /// The upstream was not called for this request: the answer is a cached one, or the one of an
+    /// identical call that was in flight. The doors mark it in the call log.
+    pub cache_hit: bool,
 }
 
 /// One request to an upstream, after every rule was checked, ready to send.

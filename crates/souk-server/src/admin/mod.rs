@@ -3,6 +3,7 @@
 
 mod apps;
 mod calls;
+mod cloud_apps;
 mod grants;
 mod jobs;
 mod packages;
@@ -52,6 +53,11 @@ pub const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("GET", "/grants"),
     ("POST", "/grants"),
     ("DELETE", "/grants/{payer_appid}/{caller_appid}"),
+    ("GET", "/cloud-apps"),
+    ("POST", "/cloud-apps"),
+    ("GET", "/cloud-apps/{cloud_app_id}"),
+    ("PATCH", "/cloud-apps/{cloud_app_id}"),
+    ("POST", "/cloud-apps/{cloud_app_id}/secret"),
 ];
 
 /// The admin router, to be nested under `/souk/v1/admin`.
@@ -75,6 +81,9 @@ pub fn admin_routes() -> Router<AppState> {
         .route("/jobs/{request_id}", get(jobs::show))
         .route("/grants", get(grants::list).post(grants::create))
         .route("/grants/{payer_appid}/{caller_appid}", axum::routing::delete(grants::delete))
+        .route("/cloud-apps", get(cloud_apps::list).post(cloud_apps::create))
+        .route("/cloud-apps/{cloud_app_id}", get(cloud_apps::show).patch(cloud_apps::update))
+        .route("/cloud-apps/{cloud_app_id}/secret", post(cloud_apps::rotate_secret))
         .fallback(admin_not_found)
 }
 

@@ -2,6 +2,7 @@
 
 pub mod cdn;
 pub mod client;
+pub mod cloud;
 pub mod ops;
 pub mod provider;
 pub mod service_market;

@@ -17,6 +17,7 @@ use souk_core::clock::{Clock, ManualClock, SystemClock};
 use souk_core::ratelimit::LocalRateLimiter;
 use souk_core::store::DurableStore;
 use souk_core::Souk;
+use souk_server::cloud_transport::GuardedTransport;
 use souk_server::upstream::HttpTransport;
 use souk_server::{AppState, ServerSettings};
 
@@ -24,6 +25,8 @@ use souk_server::{AppState, ServerSettings};
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 /// The signing secret of test services.
 pub const SERVICE_SECRET: &str = "test-service-secret";
+/// The server secret key of test servers (`mix_nick` derives from it).
+pub const SECRET_KEY: &str = "test-secret-key-0123456789abcdef0123456789";
 
 /// A souk listening on a loopback port.
 pub struct TestServer {
@@ -40,14 +43,25 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts souk on `store`.
+    /// Starts souk on `store`. Outbound fetches of user-supplied addresses may reach private ones
+    /// (`allow_private = true`), as the upstreams tests start listen on loopback.
     pub async fn start(store: Arc<dyn DurableStore>) -> TestServer {
         Self::start_with_cdn(store, |_| {}).await
+    }
+
+    /// Starts souk on `store` with the address guard of `fetch.allow_private` set as given: `false`
+    /// refuses loopback, private and link-local upstreams, as `souk serve` does by default.
+    pub async fn start_with_fetch(store: Arc<dyn DurableStore>, allow_private: bool) -> TestServer {
+        Self::launch(store, allow_private, |_| {}).await
     }
 
     /// Starts souk on `store` with CDN files in a fresh blob folder, their settings (the defaults,
     /// with the server's URL) changed by `adjust`.
     pub async fn start_with_cdn(store: Arc<dyn DurableStore>, adjust: impl FnOnce(&mut CdnSettings)) -> TestServer {
+        Self::launch(store, true, adjust).await
+    }
+
+    async fn launch(store: Arc<dyn DurableStore>, allow_private: bool, adjust: impl FnOnce(&mut CdnSettings)) -> TestServer {
         let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
         let (call_log, _task) = CallLogWriter::start(store.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -64,7 +78,9 @@ impl TestServer {
                 Arc::new(LocalRateLimiter::new()),
                 call_log,
             )
-            .with_cdn(cdn_settings, blobs),
+            .with_cdn(cdn_settings, blobs)
+            .with_cloud_transport(Arc::new(GuardedTransport::new(allow_private).unwrap()))
+            .with_secret_key(SECRET_KEY),
         );
         let settings = ServerSettings {
             admin_token: ADMIN_TOKEN.to_owned(),

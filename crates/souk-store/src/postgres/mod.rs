@@ -5,6 +5,9 @@
 //! advisory locks where a read-then-write must serialize (token rotation, reaping). Migrations run
 //! under sqlx's migrator, which holds a session advisory lock (`pg_advisory_lock`, keyed by the
 //! database name) for the whole run, so nodes starting together migrate one at a time.
+//!
+//! The statements both backends run are written once in [`crate::shared`]; each file here invokes
+//! its area's macro with the one pool and hand-writes only what is PostgreSQL's own.
 
 use std::time::Duration;
 
@@ -16,6 +19,7 @@ use sqlx::{Postgres, Transaction};
 mod calls;
 mod cdn;
 mod clients;
+mod cloud;
 mod jobs;
 mod ledger;
 mod registry;

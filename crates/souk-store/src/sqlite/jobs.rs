@@ -1,171 +1,33 @@
-//! Async long tasks on SQLite. Every write is one `BEGIN IMMEDIATE` transaction on the single writer
-//! connection, so claims never race; the state and lease conditions in each statement would keep
-//! completion exactly-once even without that serialization.
+//! Async long tasks on SQLite: the shared statements ([`crate::shared::jobs`]), every write one
+//! statement or one `BEGIN IMMEDIATE` transaction on the single writer connection, so claims never
+//! race; the state and lease conditions in each statement would keep completion exactly-once even
+//! without that serialization.
 
-use async_trait::async_trait;
-use souk_core::model::{ReserveOutcome, ReserveRequest};
-use souk_core::store::jobs::{Job, JobCompletion, JobFilter, JobReschedule, JobState, Jobs, NewJob};
+use souk_core::store::jobs::Job;
 use souk_core::store::StoreError;
-use sqlx::{QueryBuilder, Sqlite};
 
 use super::ledger::{reserve_in, settle_in};
 use super::{from_sqlx, SqliteStore};
-use crate::job_rows::{JobRow, JOB_COLUMNS};
-use crate::rows;
+use crate::job_rows::JOB_COLUMNS;
+use crate::shared::jobs::{DUE_JOBS, LEASE_JOBS};
+use shared::lease_due;
 
-#[async_trait]
-impl Jobs for SqliteStore {
-    async fn submit_job(&self, request: &ReserveRequest, job: &NewJob) -> Result<ReserveOutcome, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let outcome = reserve_in(&mut tx, request, job.answer.as_deref()).await?;
-        let ReserveOutcome::Reserved { package_id } = &outcome else {
-            tx.rollback().await.map_err(from_sqlx)?;
-            return Ok(outcome);
-        };
-        sqlx::query(&format!(
-            "INSERT INTO jobs ({JOB_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, NULL, NULL, $10, NULL, NULL, $9, NULL)"
-        ))
-        .bind(&request.request_id)
-        .bind(&request.caller_appid)
-        .bind(&request.payer_appid)
-        .bind(&job.openid)
-        .bind(&request.service_id)
-        .bind(&request.api)
-        .bind(package_id)
-        .bind(&job.body)
-        .bind(request.now_ms)
-        .bind(job.deadline_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(from_sqlx)?;
-        tx.commit().await.map_err(from_sqlx)?;
-        Ok(outcome)
-    }
+crate::shared::jobs::impl_jobs! {
+    store: SqliteStore,
+    db: Sqlite,
+    read: reader,
+    write: writer,
+    begin: begin_write,
+    claim_jobs: claim_jobs,
+}
 
-    async fn claim_jobs(&self, now_ms: i64, lease_ms: i64, limit: u32, owner: &str) -> Result<Vec<Job>, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let rows: Vec<JobRow> = sqlx::query_as(&format!(
-            "UPDATE jobs SET lease_owner = $3, lease_until_ms = $1 + $2, attempts = attempts + 1 \
-             WHERE request_id IN (\
-                 SELECT request_id FROM jobs \
-                 WHERE state IN ('pending', 'waiting') AND due_at_ms <= $1 \
-                 AND (lease_until_ms IS NULL OR lease_until_ms <= $1) \
-                 ORDER BY due_at_ms, request_id LIMIT $4) \
-             RETURNING {JOB_COLUMNS}"
-        ))
-        .bind(now_ms)
-        .bind(lease_ms)
-        .bind(owner)
-        .bind(rows::limit(limit))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(from_sqlx)?;
-        tx.commit().await.map_err(from_sqlx)?;
-        let mut jobs: Vec<Job> = rows::map_all(rows)?;
-        jobs.sort_by(|a, b| (a.due_at_ms, &a.request_id).cmp(&(b.due_at_ms, &b.request_id)));
-        Ok(jobs)
-    }
-
-    async fn renew_job_lease(&self, request_id: &str, owner: &str, until_ms: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE jobs SET lease_until_ms = $3 \
-             WHERE request_id = $1 AND lease_owner = $2 AND state IN ('pending', 'waiting')",
-        )
-        .bind(request_id)
-        .bind(owner)
-        .bind(until_ms)
-        .execute(&self.writer)
-        .await
-        .map_err(from_sqlx)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn reschedule_job(&self, reschedule: &JobReschedule) -> Result<bool, StoreError> {
-        if reschedule.state.is_finished() {
-            return Err(StoreError::Internal("a job is finished only by complete_job".into()));
-        }
-        let done = sqlx::query(
-            "UPDATE jobs SET state = $3, due_at_ms = $4, last_error = $5, lease_owner = NULL, lease_until_ms = NULL \
-             WHERE request_id = $1 AND lease_owner = $2 AND state IN ('pending', 'waiting')",
-        )
-        .bind(&reschedule.request_id)
-        .bind(&reschedule.owner)
-        .bind(reschedule.state.as_str())
-        .bind(reschedule.due_at_ms)
-        .bind(&reschedule.last_error)
-        .execute(&self.writer)
-        .await
-        .map_err(from_sqlx)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn complete_job(&self, completion: &JobCompletion) -> Result<bool, StoreError> {
-        let state = if completion.succeeded {
-            JobState::Succeeded
-        } else {
-            JobState::Failed
-        };
-        let mut tx = self.begin_write().await?;
-        let finished = sqlx::query(
-            "UPDATE jobs SET state = $2, result = $3, finished_at_ms = $4, lease_owner = NULL, lease_until_ms = NULL \
-             WHERE request_id = $1 AND state IN ('pending', 'waiting')",
-        )
-        .bind(&completion.request_id)
-        .bind(state.as_str())
-        .bind(&completion.result)
-        .bind(completion.now_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(from_sqlx)?
-        .rows_affected();
-        if finished == 0 {
-            tx.rollback().await.map_err(from_sqlx)?;
-            return Ok(false);
-        }
-        settle_in(&mut tx, &completion.request_id, completion.succeeded, completion.now_ms).await?;
-        tx.commit().await.map_err(from_sqlx)?;
-        Ok(true)
-    }
-
-    async fn get_job(&self, request_id: &str) -> Result<Option<Job>, StoreError> {
-        let row: Option<JobRow> = sqlx::query_as(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE request_id = $1"))
-            .bind(request_id)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(from_sqlx)?;
-        row.map(Job::try_from).transpose()
-    }
-
-    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
-        let mut query: QueryBuilder<'_, Sqlite> = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1"));
-        if let Some(appid) = &filter.appid {
-            query.push(" AND appid = ").push_bind(appid);
-        }
-        if let Some(state) = filter.state {
-            query.push(" AND state = ").push_bind(state.as_str());
-        }
-        if let Some((created_at_ms, request_id)) = &filter.before {
-            query
-                .push(" AND (created_at_ms, request_id) < (")
-                .push_bind(*created_at_ms)
-                .push(", ")
-                .push_bind(request_id)
-                .push(")");
-        }
-        query
-            .push(" ORDER BY created_at_ms DESC, request_id DESC LIMIT ")
-            .push_bind(rows::limit(filter.limit));
-        let rows: Vec<JobRow> = query.build_query_as().fetch_all(&self.reader).await.map_err(from_sqlx)?;
-        rows::map_all(rows)
-    }
-
-    async fn sweep_jobs(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM jobs WHERE state IN ('succeeded', 'failed') AND finished_at_ms < $1")
-            .bind(before_ms)
-            .execute(&self.writer)
-            .await
-            .map_err(from_sqlx)?;
-        Ok(done.rows_affected())
-    }
+/// Hook of [`crate::shared::jobs`], [`Jobs::claim_jobs`](souk_core::store::jobs::Jobs::claim_jobs):
+/// one `UPDATE ... WHERE request_id IN (due jobs)` in a `BEGIN IMMEDIATE` transaction, which no
+/// other claimer can interleave with.
+async fn claim_jobs(store: &SqliteStore, now_ms: i64, lease_ms: i64, limit: u32, owner: &str) -> Result<Vec<Job>, StoreError> {
+    let claim = format!("{LEASE_JOBS} WHERE request_id IN ({DUE_JOBS}) RETURNING {JOB_COLUMNS}");
+    let mut tx = store.begin_write().await?;
+    let jobs = lease_due(&mut *tx, &claim, now_ms, lease_ms, limit, owner).await?;
+    tx.commit().await.map_err(from_sqlx)?;
+    Ok(jobs)
 }

@@ -5,6 +5,9 @@
 //! **reader** with a few connections for plain reads, which WAL lets run beside the writer. Write
 //! transactions start with `BEGIN IMMEDIATE`, so even a second process on the same file waits (up
 //! to the 5 s busy timeout) instead of failing halfway.
+//!
+//! The statements both backends run are written once in [`crate::shared`]; each file here invokes
+//! its area's macro with the pools above and hand-writes only what is SQLite's own.
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -17,6 +20,7 @@ use sqlx::{Sqlite, Transaction};
 mod calls;
 mod cdn;
 mod clients;
+mod cloud;
 mod jobs;
 mod ledger;
 mod registry;

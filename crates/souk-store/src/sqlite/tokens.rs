@@ -1,141 +1,55 @@
-//! Access tokens and the stable-token force-refresh counter on SQLite. Every multi-step change runs
-//! in one `BEGIN IMMEDIATE` transaction on the single writer connection, so rotations serialize.
+//! Access tokens and the stable-token force-refresh counter on SQLite: the shared statements
+//! ([`crate::shared::tokens`]). Every multi-step change runs in one `BEGIN IMMEDIATE` transaction
+//! on the single writer connection, so rotations serialize without a lock of their own.
 
-use async_trait::async_trait;
-use souk_core::model::{ForceRefresh, Supersede, TokenKind, TokenRecord};
-use souk_core::store::{StoreError, Tokens};
+use souk_core::model::TokenKind;
+use souk_core::store::StoreError;
+use sqlx::{Sqlite, Transaction};
 
 use super::{from_sqlx, SqliteStore};
-use crate::rows::{TokenRow, TOKEN_COLUMNS};
+use shared::supersede_all;
 
-#[async_trait]
-impl Tokens for SqliteStore {
-    async fn issue_token(
-        &self,
-        token: &TokenRecord,
-        supersede: Supersede,
-        expect_current: Option<Option<&str>>,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        if let Some(expected) = expect_current {
-            let current: Option<String> = sqlx::query_scalar(
-                "SELECT token_hash FROM tokens WHERE appid = $1 AND kind = $2 AND superseded = 0 \
-                 ORDER BY issued_at_ms DESC, token_hash DESC LIMIT 1",
-            )
-            .bind(&token.appid)
-            .bind(token.kind.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(from_sqlx)?;
-            if current.as_deref() != expected {
-                return Ok(false);
-            }
-        }
-        if let Supersede::Overlap { dies_at_ms } = supersede {
-            sqlx::query(
-                "UPDATE tokens SET superseded = 1, dies_at_ms = MIN($3, expires_at_ms) \
-                 WHERE appid = $1 AND kind = $2 AND superseded = 0",
-            )
-            .bind(&token.appid)
-            .bind(token.kind.as_str())
-            .bind(dies_at_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(from_sqlx)?;
-        }
-        sqlx::query(&format!(
-            "INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        ))
-        .bind(&token.token_hash)
-        .bind(&token.appid)
-        .bind(token.kind.as_str())
-        .bind(&token.plaintext)
-        .bind(token.issued_at_ms)
-        .bind(token.expires_at_ms)
-        .bind(token.superseded)
-        .bind(token.dies_at_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(from_sqlx)?;
-        tx.commit().await.map_err(from_sqlx)?;
-        Ok(true)
-    }
+crate::shared::tokens::impl_tokens! {
+    store: SqliteStore,
+    db: Sqlite,
+    read: reader,
+    write: writer,
+    begin: begin_write,
+    // `superseded` is an INTEGER column holding 0 or 1.
+    sql_true: "1",
+    sql_false: "0",
+    // SQLite's scalar MIN takes several arguments.
+    least: "MIN",
+    // The row may not exist yet.
+    save_force_refresh: "INSERT INTO force_refresh (appid, day, count, last_at_ms) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (appid) DO UPDATE SET day = excluded.day, count = excluded.count, last_at_ms = excluded.last_at_ms",
+    lock_rotation: lock_rotation,
+    kill_tokens: kill_tokens,
+    read_force_refresh: read_force_refresh,
+}
 
-    async fn find_token(&self, token_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let row: Option<TokenRow> = sqlx::query_as(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = $1"))
-            .bind(token_hash)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(from_sqlx)?;
-        row.map(TokenRecord::try_from).transpose()
-    }
+/// Hook of [`crate::shared::tokens`]: nothing to lock, `BEGIN IMMEDIATE` already serializes
+/// rotations (and every other write).
+async fn lock_rotation(_tx: &mut Transaction<'static, Sqlite>, _appid: &str, _kind: TokenKind) -> Result<(), StoreError> {
+    Ok(())
+}
 
-    async fn current_token(&self, appid: &str, kind: TokenKind) -> Result<Option<TokenRecord>, StoreError> {
-        let row: Option<TokenRow> = sqlx::query_as(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE appid = $1 AND kind = $2 AND superseded = 0 \
-             ORDER BY issued_at_ms DESC, token_hash DESC LIMIT 1"
-        ))
+/// Hook of [`crate::shared::tokens`], [`Tokens::kill_tokens`](souk_core::store::Tokens::kill_tokens):
+/// one statement on the writer.
+async fn kill_tokens(store: &SqliteStore, appid: &str, kind: TokenKind, now_ms: i64) -> Result<u64, StoreError> {
+    supersede_all(&store.writer, appid, kind, now_ms).await
+}
+
+/// Hook of [`crate::shared::tokens`]: the counter as stored, if any; `BEGIN IMMEDIATE` keeps every
+/// other writer out until commit.
+async fn read_force_refresh(
+    tx: &mut Transaction<'static, Sqlite>,
+    appid: &str,
+    _day: i64,
+) -> Result<Option<(i64, i64, Option<i64>)>, StoreError> {
+    sqlx::query_as("SELECT day, count, last_at_ms FROM force_refresh WHERE appid = $1")
         .bind(appid)
-        .bind(kind.as_str())
-        .fetch_optional(&self.reader)
+        .fetch_optional(&mut **tx)
         .await
-        .map_err(from_sqlx)?;
-        row.map(TokenRecord::try_from).transpose()
-    }
-
-    async fn kill_tokens(&self, appid: &str, kind: TokenKind, now_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE tokens SET superseded = 1, dies_at_ms = $3 \
-             WHERE appid = $1 AND kind = $2 AND (dies_at_ms IS NULL OR dies_at_ms > $3)",
-        )
-        .bind(appid)
-        .bind(kind.as_str())
-        .bind(now_ms)
-        .execute(&self.writer)
-        .await
-        .map_err(from_sqlx)?;
-        Ok(done.rows_affected())
-    }
-
-    async fn count_force_refresh(
-        &self,
-        appid: &str,
-        day: i64,
-        now_ms: i64,
-        min_gap_ms: i64,
-        max_per_day: u32,
-    ) -> Result<ForceRefresh, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let stored: Option<(i64, i64, Option<i64>)> = sqlx::query_as("SELECT day, count, last_at_ms FROM force_refresh WHERE appid = $1")
-            .bind(appid)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(from_sqlx)?;
-        let count = match crate::rows::force_refresh_decision(stored, day, now_ms, min_gap_ms, max_per_day) {
-            Ok(count) => count,
-            Err(refused) => return Ok(refused),
-        };
-        sqlx::query(
-            "INSERT INTO force_refresh (appid, day, count, last_at_ms) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (appid) DO UPDATE SET day = excluded.day, count = excluded.count, last_at_ms = excluded.last_at_ms",
-        )
-        .bind(appid)
-        .bind(day)
-        .bind(count)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(from_sqlx)?;
-        tx.commit().await.map_err(from_sqlx)?;
-        Ok(ForceRefresh::Allowed)
-    }
-
-    async fn sweep_tokens(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM tokens WHERE expires_at_ms < $1")
-            .bind(before_ms)
-            .execute(&self.writer)
-            .await
-            .map_err(from_sqlx)?;
-        Ok(done.rows_affected())
-    }
+        .map_err(from_sqlx)
 }

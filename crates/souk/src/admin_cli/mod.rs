@@ -8,6 +8,7 @@
 mod apis;
 mod apps;
 mod calls;
+mod cloud_apps;
 mod grants;
 mod jobs;
 mod options;
@@ -27,6 +28,7 @@ use souk_sdk::{AdminClient, SdkError};
 use apis::ApisCommand;
 use apps::AppsCommand;
 use calls::CallsArgs;
+use cloud_apps::CloudAppsCommand;
 use grants::GrantsCommand;
 use jobs::JobsCommand;
 use output::Output;
@@ -84,6 +86,9 @@ enum AdminCommand {
     /// Async jobs: state, attempts and outcome of async service-market calls.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Cloud apps: an app's external HTTP services for the cloud gateway (whitelist, signing).
+    #[command(subcommand)]
+    CloudApps(CloudAppsCommand),
 }
 
 /// Runs `souk admin ...`; the exit code is 0 on success and 1 when the call failed.
@@ -134,6 +139,7 @@ async fn execute(args: AdminArgs) -> Result<(), CliError> {
         AdminCommand::Calls(args) => calls::run(&client, out, args).await,
         AdminCommand::Grants(command) => grants::run(&client, out, command).await,
         AdminCommand::Jobs(command) => jobs::run(&client, out, command).await,
+        AdminCommand::CloudApps(command) => cloud_apps::run(&client, out, command).await,
     }
 }
 

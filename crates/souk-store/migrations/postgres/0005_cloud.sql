@@ -1,0 +1,13 @@
+-- Cloud apps: the external services the cloud gateway calls (cloud-gateway.md §1).
+CREATE TABLE cloud_apps (
+    cloud_app_id   TEXT    PRIMARY KEY,
+    appid          TEXT    NOT NULL,
+    app_key        TEXT    NOT NULL UNIQUE,
+    secret         TEXT    NOT NULL,
+    env            TEXT    NOT NULL,
+    whitelist      TEXT    NOT NULL DEFAULT '[]',
+    sign_method    TEXT    NOT NULL,
+    disabled       BOOLEAN NOT NULL,
+    created_at_ms  BIGINT  NOT NULL
+);
+CREATE INDEX cloud_apps_appid ON cloud_apps (appid, cloud_app_id);
