@@ -267,7 +267,8 @@ impl AdminClient {
 
     /// `POST cloud-apps/{cloud_app_id}/secret`: a new signing secret; the old one stops working.
     pub async fn rotate_cloud_app_secret(&self, cloud_app_id: &str) -> Result<CloudAppWithSecret, SdkError> {
-        self.call(Method::POST, &["cloud-apps", cloud_app_id, "secret"], &[], None::<&()>).await
+        self.call(Method::POST, &["cloud-apps", cloud_app_id, "secret"], &[], None::<&()>)
+            .await
     }
 
     // ---- calls ----

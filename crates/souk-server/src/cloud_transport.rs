@@ -107,7 +107,11 @@ impl GuardedTransport {
         }
         let mut response = builder.send().await?;
         let status = response.status().as_u16();
-        let mut body = Vec::new();
+        let announced = response.content_length().and_then(|length| usize::try_from(length).ok());
+        if announced.is_some_and(|length| length > self.max_answer_bytes) {
+            return Ok(UpstreamReply::TooLarge);
+        }
+        let mut body = Vec::with_capacity(announced.unwrap_or(0));
         while let Some(chunk) = response.chunk().await? {
             if body.len() + chunk.len() > self.max_answer_bytes {
                 // Dropping the response closes the connection without reading the rest.
@@ -303,10 +307,11 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
     if segments[0] & 0xe000 != 0x2000 {
         return false;
     }
-    let refused = segments[0] == 0x2001 && segments[1] < 0x0200 // IETF protocol assignments 2001::/23 (Teredo, benchmarking, ORCHID)
-        || (segments[0] == 0x2001 && segments[1] == 0x0db8) // documentation 2001:db8::/32
-        || (segments[0] & 0xfff0) == 0x3ff0; // documentation 3fff::/20
-    !refused
+    // 2001::/23 holds IETF protocol assignments (Teredo, benchmarking, ORCHID); 2001:db8::/32 and
+    // 3fff::/20 are documentation.
+    let ietf = segments[0] == 0x2001 && segments[1] < 0x0200;
+    let documentation = (segments[0] == 0x2001 && segments[1] == 0x0db8) || (segments[0] & 0xfff0) == 0x3ff0;
+    !(ietf || documentation)
 }
 
 #[cfg(test)]

@@ -24,6 +24,14 @@ async fn server() -> (String, Arc<AtomicUsize>) {
         .route("/ok", get(|| async { "fine" }).post(|body: String| async move { body }))
         .route("/big", get(|| async { vec![b'x'; 2 * 1024 * 1024] }))
         .route(
+            "/chunked",
+            get(|| async {
+                // No Content-Length: the cap must hold while streaming.
+                let chunks = (0..32).map(|_| Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b'x'; 64 * 1024])));
+                axum::body::Body::from_stream(futures::stream::iter(chunks))
+            }),
+        )
+        .route(
             "/slow",
             get(|| async {
                 tokio::time::sleep(Duration::from_secs(5)).await;
@@ -146,8 +154,12 @@ async fn the_deadline_cuts_the_exchange() {
 #[tokio::test]
 async fn answers_past_the_cap_are_abandoned() {
     let (base, _) = server().await;
-    let reply = GuardedTransport::new(true).unwrap().send(request(&base, "/big", 5000)).await;
-    assert_eq!(reply, UpstreamReply::TooLarge);
+    let transport = GuardedTransport::new(true).unwrap();
+    assert_eq!(transport.send(request(&base, "/big", 5000)).await, UpstreamReply::TooLarge);
+    assert_eq!(transport.send(request(&base, "/chunked", 5000)).await, UpstreamReply::TooLarge);
+    let roomy = GuardedTransport::with_answer_cap(true, 4 * 1024 * 1024).unwrap();
+    let reply = roomy.send(request(&base, "/chunked", 5000)).await;
+    assert!(matches!(reply, UpstreamReply::Answered { status: 200, ref body } if body.len() == 2 * 1024 * 1024));
 }
 
 #[tokio::test]

@@ -82,9 +82,21 @@ impl AppState {
     }
 }
 
-/// The route family of a WeChat path, for the call log.
+/// The route name a path is logged under in the call log.
+///
+/// A refusal by an extractor is logged under the same route name as the handler logs its calls, so a
+/// route's calls can be filtered together; WeChat paths use their last segment.
 pub fn route_of(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
+    match path {
+        "/souk/v1/client-sessions" => "client_session",
+        "/souk/v1/client/servicemarket/invoke" => "client_invoke",
+        "/souk/v1/client/servicemarket/async-result" => "client_async_result",
+        "/souk/v1/client/cdn" => "client_cdn",
+        "/souk/v1/client/authorize" => "client_authorize",
+        "/souk/v1/client/cloud/http-request" | "/souk/v1/cloud/http-request" => "cloud_http_request",
+        _ if path.starts_with("/souk/v1/mtop/") => "cloud_mtop",
+        _ => path.rsplit('/').next().unwrap_or(path),
+    }
 }
 
 /// An app authenticated by its `access_token` query parameter (WeChat APIs). A refusal is answered in

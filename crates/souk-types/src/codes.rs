@@ -163,7 +163,8 @@ code_table! {
     /// Cloud gateway: the domain resolves to an address the operator does not allow (loopback,
     /// private, link-local, metadata); nothing was sent.
     CloudUpstreamAddressRefused => { errcode: 9302015, client: -2, http: 403, msg: "upstream address refused" },
-    /// Cloud gateway: the upstream answered with a redirect, which is not followed.
+    /// Cloud gateway: the upstream redirected to another origin (or more than 3 times); souk does not
+    /// follow it.
     CloudUpstreamRedirect => { errcode: 9302016, client: -2, http: 502, msg: "upstream redirect refused" },
     /// Cloud gateway: the upstream's answer is larger than souk reads.
     CloudUpstreamTooLarge => { errcode: 9302017, client: -2, http: 502, msg: "upstream answer too large" },

@@ -13,7 +13,12 @@ use crate::extract::{AdminAuth, AdminJson, QueryPairs};
 use crate::state::AppState;
 
 /// `POST cloud-apps {appid, whitelist, env?, sign_method?}` → 201 with the secret.
-pub async fn create(State(state): State<AppState>, _: AdminAuth, context: RequestContext, AdminJson(new): AdminJson<NewCloudApp>) -> Response {
+pub async fn create(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    context: RequestContext,
+    AdminJson(new): AdminJson<NewCloudApp>,
+) -> Response {
     let result = state.souk.create_cloud_app(new).await.map(|cloud_app| cloud_app.with_secret());
     respond(&context, StatusCode::CREATED, result)
 }
@@ -60,7 +65,12 @@ pub async fn update(
 }
 
 /// `POST cloud-apps/{cloud_app_id}/secret`: a new signing secret, shown once.
-pub async fn rotate_secret(State(state): State<AppState>, _: AdminAuth, context: RequestContext, Path(cloud_app_id): Path<String>) -> Response {
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    context: RequestContext,
+    Path(cloud_app_id): Path<String>,
+) -> Response {
     let result = state
         .souk
         .rotate_cloud_app_secret(&cloud_app_id)

@@ -7,6 +7,7 @@ mod common;
 mod admin;
 mod cdn;
 mod client;
+mod cloud;
 mod jobs;
 mod market;
 mod tokens;

@@ -105,9 +105,10 @@ pub(super) async fn run(client: &AdminClient, out: Output, command: CloudAppsCom
         }
         CloudAppsCommand::List { appid, list } => {
             let appid = appid.as_deref();
-            let page = pages(list.all, |cursor| async move {
-                client.list_cloud_apps(appid, cursor.as_deref()).await
-            })
+            let page = pages(
+                list.all,
+                |cursor| async move { client.list_cloud_apps(appid, cursor.as_deref()).await },
+            )
             .await?;
             out.list(
                 &page,

@@ -36,7 +36,9 @@ async fn signed_calls_carry_the_context(store: Store) {
     assert_eq!(seen.param("mini_app_id"), Some(tenant.appid.as_str()));
     assert_eq!(seen.param("env"), Some("online"));
     assert_eq!(seen.param("request_id"), Some(answer.request_id.as_str()));
-    assert!(seen.param("mix_nick").is_some_and(|nick| nick.starts_with("t01") && nick != "forged"));
+    assert!(seen
+        .param("mix_nick")
+        .is_some_and(|nick| nick.starts_with("t01") && nick != "forged"));
     assert!(seen.param("timestamp").is_some_and(|at| at.len() == 19));
     for name in ["open_id", "mix_nick", "sign", "app_key"] {
         assert_eq!(seen.count(name), 1, "{name} is sent once");
@@ -79,7 +81,11 @@ async fn signed_calls_carry_the_context(store: Store) {
     assert_eq!(answer.body["data"]["hello"], json!("world"));
     let seen = service.last();
     assert!(seen.sign_ok);
-    assert_eq!((seen.param("open_id"), seen.param("mix_nick")), (None, None), "no user on the server door");
+    assert_eq!(
+        (seen.param("open_id"), seen.param("mix_nick")),
+        (None, None),
+        "no user on the server door"
+    );
 
     // Another signing method is announced and verifies too.
     let hmac = Tenant::create(&server, &service, Some("hmac-sha256")).await;

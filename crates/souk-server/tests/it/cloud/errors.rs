@@ -30,12 +30,20 @@ async fn refusals_send_nothing(store: Store) {
     let answer = client_call(&server, &session, &unknown).await;
     assert_client_failure(&answer, StatusCode::NOT_FOUND, "APP_NOT_FOUND");
     let call = logged(&server, &answer.request_id).await;
-    assert_eq!(call["errcode"], json!(Code::CloudAppNotFound.errcode()), "the code's errcode is logged");
+    assert_eq!(
+        call["errcode"],
+        json!(Code::CloudAppNotFound.errcode()),
+        "the code's errcode is logged"
+    );
 
     // Another app's cloud app answers exactly like an unknown one.
     let mut foreign = good.clone();
     foreign["exts"]["cloudAppId"] = json!(other.cloud_app_id);
-    assert_client_failure(&client_call(&server, &session, &foreign).await, StatusCode::NOT_FOUND, "APP_NOT_FOUND");
+    assert_client_failure(
+        &client_call(&server, &session, &foreign).await,
+        StatusCode::NOT_FOUND,
+        "APP_NOT_FOUND",
+    );
 
     let mut elsewhere = good.clone();
     elsewhere["exts"]["domain"] = json!("https://not-listed.example");
@@ -47,10 +55,18 @@ async fn refusals_send_nothing(store: Store) {
 
     let mut put = good.clone();
     put["method"] = json!("PUT");
-    assert_client_failure(&client_call(&server, &session, &put).await, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED");
+    assert_client_failure(
+        &client_call(&server, &session, &put).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+    );
     let mut lower = good.clone();
     lower["method"] = json!("get");
-    assert_client_failure(&client_call(&server, &session, &lower).await, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED");
+    assert_client_failure(
+        &client_call(&server, &session, &lower).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+    );
 
     let mut text = tenant.request(&service.origin, "/hello", "POST");
     text["headers"] = json!({"Content-Type": "text/plain"});
@@ -65,7 +81,11 @@ async fn refusals_send_nothing(store: Store) {
     // read past it to apply the gateway's rule).
     let mut large = tenant.request(&service.origin, "/hello", "POST");
     large["body"] = json!({"blob": "x".repeat(130 * 1024)});
-    assert_client_failure(&client_call(&server, &session, &large).await, StatusCode::PAYLOAD_TOO_LARGE, "REQUEST_TOO_LARGE");
+    assert_client_failure(
+        &client_call(&server, &session, &large).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "REQUEST_TOO_LARGE",
+    );
     let mut fits = tenant.request(&service.origin, "/hello", "POST");
     fits["body"] = json!({"blob": "x".repeat(100 * 1024)});
     assert_eq!(client_call(&server, &session, &fits).await.status, StatusCode::OK);
@@ -73,14 +93,24 @@ async fn refusals_send_nothing(store: Store) {
 
     let mut no_exts = good.clone();
     no_exts.as_object_mut().unwrap().remove("exts");
-    assert_client_failure(&client_call(&server, &session, &no_exts).await, StatusCode::BAD_REQUEST, "INVALID_REQUEST");
+    assert_client_failure(
+        &client_call(&server, &session, &no_exts).await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_REQUEST",
+    );
     let mut long_timeout = good.clone();
     long_timeout["exts"]["timeout"] = json!(20_000);
-    assert_client_failure(&client_call(&server, &session, &long_timeout).await, StatusCode::BAD_REQUEST, "INVALID_REQUEST");
+    assert_client_failure(
+        &client_call(&server, &session, &long_timeout).await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_REQUEST",
+    );
 
     // A disabled cloud app refuses, an enabled one serves again.
     let path = format!("/cloud-apps/{}", tenant.cloud_app_id);
-    server.admin_ok("PATCH", &path, Some(json!({"disabled": true})), StatusCode::OK).await;
+    server
+        .admin_ok("PATCH", &path, Some(json!({"disabled": true})), StatusCode::OK)
+        .await;
     assert_client_failure(&client_call(&server, &session, &good).await, StatusCode::FORBIDDEN, "APP_DISABLED");
     // The server door: the envelope's shape with the request id.
     let answer = server_call(&server, &tenant.token, &good).await;
@@ -90,7 +120,9 @@ async fn refusals_send_nothing(store: Store) {
         json!({"success": false, "errorCode": "APP_DISABLED", "errorMessage": answer.body["errorMessage"], "requestID": answer.request_id})
     );
     assert_eq!(service.count(), sent, "no refusal reached the service");
-    server.admin_ok("PATCH", &path, Some(json!({"disabled": false})), StatusCode::OK).await;
+    server
+        .admin_ok("PATCH", &path, Some(json!({"disabled": false})), StatusCode::OK)
+        .await;
     assert_eq!(client_call(&server, &session, &good).await.status, StatusCode::OK);
 
     // A bad session or token is refused by the doors' authentication.
@@ -100,7 +132,14 @@ async fn refusals_send_nothing(store: Store) {
 }
 
 /// One upstream path on the client door: the status and errorCode expected.
-async fn check_upstream(server: &TestServer, tenant: &Tenant, session: &str, origin: &str, path: &str, expect: (StatusCode, &str)) -> Value {
+async fn check_upstream(
+    server: &TestServer,
+    tenant: &Tenant,
+    session: &str,
+    origin: &str,
+    path: &str,
+    expect: (StatusCode, &str),
+) -> Value {
     let answer = client_call(server, session, &tenant.request(origin, path, "GET")).await;
     assert_client_failure(&answer, expect.0, expect.1);
     let call = logged(server, &answer.request_id).await;
@@ -120,11 +159,27 @@ async fn upstream_failures_have_their_own_codes() {
         let gateway = StatusCode::BAD_GATEWAY;
         check_upstream(&server, &tenant, &session, origin, "/status500", (gateway, "UPSTREAM_HTTP_STATUS")).await;
         check_upstream(&server, &tenant, &session, origin, "/html", (gateway, "UPSTREAM_NOT_ENVELOPE")).await;
-        check_upstream(&server, &tenant, &session, origin, "/no-success", (gateway, "UPSTREAM_NOT_ENVELOPE")).await;
+        check_upstream(
+            &server,
+            &tenant,
+            &session,
+            origin,
+            "/no-success",
+            (gateway, "UPSTREAM_NOT_ENVELOPE"),
+        )
+        .await;
         for falsy in ["/falsy-zero", "/falsy-false", "/falsy-empty", "/falsy-missing"] {
             check_upstream(&server, &tenant, &session, origin, falsy, (gateway, "UPSTREAM_FALSY_DATA")).await;
         }
-        let body = check_upstream(&server, &tenant, &session, origin, "/redirect-other", (gateway, "UPSTREAM_REDIRECT")).await;
+        let body = check_upstream(
+            &server,
+            &tenant,
+            &session,
+            origin,
+            "/redirect-other",
+            (gateway, "UPSTREAM_REDIRECT"),
+        )
+        .await;
         assert!(body["errorMessage"].as_str().unwrap().contains("another origin"), "{body}");
         check_upstream(&server, &tenant, &session, origin, "/big", (gateway, "UPSTREAM_TOO_LARGE")).await;
 
@@ -183,7 +238,12 @@ async fn loopback_upstreams_are_refused_by_default() {
         let by_name = format!("http://localhost:{}", service.port);
         let path = format!("/cloud-apps/{}", tenant.cloud_app_id);
         server
-            .admin_ok("PATCH", &path, Some(json!({"whitelist": [service.origin, by_name]})), StatusCode::OK)
+            .admin_ok(
+                "PATCH",
+                &path,
+                Some(json!({"whitelist": [service.origin, by_name]})),
+                StatusCode::OK,
+            )
             .await;
         let (session, _) = tenant.session(&server, "alice").await;
         for origin in [service.origin.as_str(), by_name.as_str()] {

@@ -93,7 +93,13 @@ impl DevService {
 
     /// The last request received.
     pub fn last(&self) -> Received {
-        self.shared.received.lock().unwrap().last().cloned().expect("the service received a request")
+        self.shared
+            .received
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("the service received a request")
     }
 }
 
@@ -115,13 +121,7 @@ fn verify(shared: &Shared, method: &Method, query: &[(String, String)], body: &[
     sign::sign(expected_method, &secret, query, body) == given
 }
 
-async fn handle(
-    State((shared, port)): State<(Arc<Shared>, u16)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(State((shared, port)): State<(Arc<Shared>, u16)>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let query: Vec<(String, String)> = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
         .into_owned()
         .collect();
@@ -176,11 +176,7 @@ async fn handle(
         }
         "/big" => envelope(json!({"success": true, "data": "x".repeat(2 * 1024 * 1024)})),
         // `localhost` is another origin than `127.0.0.1`, though the same socket.
-        "/redirect-other" => (
-            StatusCode::FOUND,
-            [(header::LOCATION, format!("http://localhost:{port}/hello"))],
-        )
-            .into_response(),
+        "/redirect-other" => (StatusCode::FOUND, [(header::LOCATION, format!("http://localhost:{port}/hello"))]).into_response(),
         "/redirect-same" => (StatusCode::FOUND, [(header::LOCATION, "/hello".to_owned())]).into_response(),
         _ => StatusCode::NOT_FOUND.into_response(),
     }
