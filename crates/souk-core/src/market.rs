@@ -411,6 +411,23 @@ fn sync_timeout_ms(api: &CachedApi) -> u64 {
     api.api.timeout_ms.min(crate::registry::MAX_TIMEOUT_MS)
 }
 
+/// A provider's envelope as an outcome: `Ok(Ok(data))` on `success: true`, `Ok(Err(failure))` with the
+/// provider's code and message on `success: false`, `Err(why)` when the body is not the envelope.
+pub(crate) fn envelope_outcome(body: &[u8]) -> Result<Result<String, Failure>, String> {
+    let envelope = market::parse_envelope(body)?;
+    if envelope.success {
+        return Ok(Ok(market::data_as_json_string(&envelope.data)));
+    }
+    let message = envelope
+        .error_message
+        .clone()
+        .unwrap_or_else(|| "provider reported a failure".to_owned());
+    let mut failure = Failure::new(Code::MarketProviderFailed, message);
+    failure.provider_errcode = envelope.error_code;
+    failure.provider_errmsg = envelope.error_message;
+    Ok(Err(failure))
+}
+
 /// Classifies a provider reply by source: transport, HTTP, envelope, provider logic.
 pub(crate) fn read_provider_reply(reply: ProviderReply, timeout_ms: u64) -> Result<String, Failure> {
     let (status, body) = match reply {
@@ -426,20 +443,7 @@ pub(crate) fn read_provider_reply(reply: ProviderReply, timeout_ms: u64) -> Resu
     if !(200..300).contains(&status) {
         return Err(Failure::new(Code::MarketCallFailed, format!("provider answered HTTP {status}")));
     }
-    let envelope = market::parse_envelope(&body).map_err(|why| Failure::new(Code::MarketCallFailed, why))?;
-    if !envelope.success {
-        let mut failure = Failure::new(
-            Code::MarketProviderFailed,
-            envelope
-                .error_message
-                .clone()
-                .unwrap_or_else(|| "provider reported a failure".to_owned()),
-        );
-        failure.provider_errcode = envelope.error_code;
-        failure.provider_errmsg = envelope.error_message;
-        return Err(failure);
-    }
-    Ok(market::data_as_json_string(&envelope.data))
+    envelope_outcome(&body).map_err(|why| Failure::new(Code::MarketCallFailed, why))?
 }
 
 #[cfg(test)]

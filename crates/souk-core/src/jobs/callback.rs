@@ -5,8 +5,9 @@
 use souk_types::sign::{self, SignMethod};
 use souk_types::Code;
 
-use super::worker::{envelope_outcome, FinishedBy};
+use super::worker::FinishedBy;
 use crate::error::Failure;
+use crate::market::envelope_outcome;
 use crate::souk::Souk;
 
 /// A callback whose `timestamp` is further than this from souk's clock is refused (the recipe's

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use souk_types::market;
 use souk_types::Code;
 use tokio::sync::Semaphore;
 
@@ -340,24 +339,6 @@ fn step_of(reply: ProviderReply, timeout_ms: u64) -> Step {
 fn retry_delay_ms(attempts: u32) -> i64 {
     let doublings = attempts.saturating_sub(1).min(16);
     (RETRY_BASE_MS << doublings).min(RETRY_MAX_MS)
-}
-
-/// The envelope a provider posts back, as a job outcome.
-pub(crate) fn envelope_outcome(body: &[u8]) -> Result<Result<String, Failure>, String> {
-    let envelope = market::parse_envelope(body)?;
-    if envelope.success {
-        return Ok(Ok(market::data_as_json_string(&envelope.data)));
-    }
-    let mut failure = Failure::new(
-        Code::MarketProviderFailed,
-        envelope
-            .error_message
-            .clone()
-            .unwrap_or_else(|| "provider reported a failure".to_owned()),
-    );
-    failure.provider_errcode = envelope.error_code;
-    failure.provider_errmsg = envelope.error_message;
-    Ok(Err(failure))
 }
 
 #[cfg(test)]

@@ -5,9 +5,10 @@
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
-use serde_json::json;
+use serde_json::{json, Value};
 use souk_core::jobs::AsyncResult;
 use souk_core::market::{InvokeSuccess, Invoker};
+use souk_core::model::CallRecord;
 use souk_core::Failure;
 use souk_types::market::parse_invoke_request;
 use souk_types::Code;
@@ -41,24 +42,26 @@ pub async fn invoke(State(state): State<AppState>, context: RequestContext, Wech
             match answer.outcome {
                 Ok(InvokeSuccess::Data(data)) => json!({ "errcode": 0, "errmsg": "ok", "data": data }),
                 Ok(InvokeSuccess::Accepted) => json!({ "errcode": 0, "errmsg": "ok", "request_id": answer.request_id }),
-                Err(stored) => {
-                    let failure = stored.to_failure();
-                    call.errcode = failure.code.errcode();
-                    call.message = Some(failure.message());
-                    render::wechat_failure_body(&failure, &answer.request_id)
-                }
+                Err(stored) => failure_body(&mut call, &stored.to_failure(), &answer.request_id),
             }
         }
-        Err(failure) => {
-            call.errcode = failure.code.errcode();
-            call.message = Some(failure.message());
-            render::wechat_failure_body(&failure, &context.request_id)
-        }
+        Err(failure) => failure_body(&mut call, &failure, &context.request_id),
     };
-    let text = body.to_string();
-    call.bytes_out = i64::try_from(text.len()).unwrap_or(i64::MAX);
-    state.log_call(call, &context).await;
-    render::wechat_json(&body)
+    answer(&state, &context, call, &body).await
+}
+
+/// The WeChat-style body of a failure, noted in the call record.
+fn failure_body(call: &mut CallRecord, failure: &Failure, request_id: &str) -> Value {
+    call.errcode = failure.code.errcode();
+    call.message = Some(failure.message());
+    render::wechat_failure_body(failure, request_id)
+}
+
+/// Logs the call with the answer's size and answers it.
+async fn answer(state: &AppState, context: &RequestContext, mut call: CallRecord, body: &Value) -> Response {
+    call.bytes_out = i64::try_from(body.to_string().len()).unwrap_or(i64::MAX);
+    state.log_call(call, context).await;
+    render::wechat_json(body)
 }
 
 /// `POST /wxa/servicemarketretrieve?access_token=` with `{request_id}`: 9301015 while the job runs,
@@ -87,19 +90,11 @@ pub async fn retrieve(State(state): State<AppState>, context: RequestContext, We
         Ok((request_id, AsyncResult::Done(data))) => json!({ "errcode": 0, "errmsg": "ok", "data": data, "request_id": request_id }),
         Ok((request_id, AsyncResult::Pending)) => {
             let failure = Failure::new(Code::MarketPending, format!("async job {request_id} is still running"));
-            call.errcode = failure.code.errcode();
-            render::wechat_failure_body(&failure, &context.request_id)
+            failure_body(&mut call, &failure, &context.request_id)
         }
-        Ok((_, AsyncResult::Failed(failure))) | Err(failure) => {
-            call.errcode = failure.code.errcode();
-            call.message = Some(failure.message());
-            render::wechat_failure_body(&failure, &context.request_id)
-        }
+        Ok((_, AsyncResult::Failed(failure))) | Err(failure) => failure_body(&mut call, &failure, &context.request_id),
     };
-    let text = body.to_string();
-    call.bytes_out = i64::try_from(text.len()).unwrap_or(i64::MAX);
-    state.log_call(call, &context).await;
-    render::wechat_json(&body)
+    answer(&state, &context, call, &body).await
 }
 
 /// `{request_id}`: 44002 for an empty body, 47001 for one that is not a JSON object or a
