@@ -57,7 +57,7 @@ impl CdnSettings {
 /// The CDN role of a [`Souk`]: settings and the blob store.
 pub(crate) struct Cdn {
     settings: CdnSettings,
-    blobs: Arc<dyn BlobStore>,
+    pub(crate) blobs: Arc<dyn BlobStore>,
 }
 
 /// A file just uploaded.

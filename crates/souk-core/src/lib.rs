@@ -22,6 +22,7 @@ pub mod ids;
 pub mod jobs;
 pub mod maintenance;
 pub mod market;
+pub mod media;
 pub mod model;
 pub mod provider;
 pub mod ratelimit;
@@ -29,6 +30,7 @@ pub mod registry;
 pub mod souk;
 pub mod store;
 pub mod tokens;
+pub mod wxacode;
 
 pub use error::Failure;
 pub use souk::Souk;

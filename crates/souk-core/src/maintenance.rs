@@ -38,5 +38,6 @@ impl Souk {
             tracing::warn!(error = %err, "sweeping finished async jobs failed");
         }
         self.sweep_cdn_files(now_ms).await;
+        self.sweep_media(now_ms).await;
     }
 }

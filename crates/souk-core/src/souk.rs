@@ -34,6 +34,8 @@ pub struct Souk {
     pub(crate) cdn: Option<Arc<crate::cdn::Cdn>>,
     /// The cloud gateway (`Souk::with_cloud_transport`, `with_secret_key`, `with_response_cache`).
     pub(crate) cloud: crate::cloud::CloudGateway,
+    /// Mini-program codes, once enabled with [`Souk::with_codes`].
+    pub(crate) codes: Option<crate::wxacode::CodeSettings>,
 }
 
 /// An API with its compiled schema, as the hot path needs it.
@@ -75,6 +77,7 @@ impl Souk {
             sessions: TtlCache::new(CACHE_TTL_MS, CACHE_MAX_ENTRIES),
             cdn: None,
             cloud: crate::cloud::CloudGateway::default(),
+            codes: None,
         }
     }
 

@@ -8,14 +8,18 @@
 use async_trait::async_trait;
 
 pub mod cdn;
+pub mod codes;
 pub mod clients;
 pub mod cloud;
 pub mod jobs;
+pub mod media;
 
 pub use cdn::CdnFiles;
+pub use codes::CodeQuota;
 pub use clients::Clients;
 pub use cloud::CloudApps;
 pub use jobs::Jobs;
+pub use media::MediaStore;
 
 use crate::model::{
     Api, App, CallFilter, CallRecord, ForceRefresh, IdempotencyRecord, LedgerEntry, Package, PackageFilter, ReserveOutcome, ReserveRequest,
@@ -152,7 +156,9 @@ pub trait CallLog: Send + Sync {
 
 /// Everything durable, as one object.
 #[async_trait]
-pub trait DurableStore: Registry + Tokens + Ledger + Jobs + CdnFiles + Clients + CloudApps + CallLog + Send + Sync + 'static {
+pub trait DurableStore:
+    Registry + Tokens + Ledger + Jobs + CdnFiles + MediaStore + CodeQuota + Clients + CloudApps + CallLog + Send + Sync + 'static
+{
     /// Whether the store answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
     /// The backend's name for logs (`sqlite`, `postgres`).

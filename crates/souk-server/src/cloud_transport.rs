@@ -230,6 +230,13 @@ pub struct GuardedResolver {
     allow_private: bool,
 }
 
+impl GuardedResolver {
+    /// A resolver that keeps only public addresses, or every address when `allow_private`.
+    pub fn new(allow_private: bool) -> Self {
+        GuardedResolver { allow_private }
+    }
+}
+
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let allow_private = self.allow_private;

@@ -12,6 +12,7 @@ pub mod cloud_transport;
 pub mod context;
 pub mod cors;
 pub mod extract;
+pub mod image_fetch;
 pub mod metrics;
 pub mod render;
 pub mod routes;
@@ -69,6 +70,19 @@ pub fn app(state: AppState) -> Router {
             "/wxa/servicemarketretrieve",
             post(routes::service_market::retrieve).fallback(routes::require_post),
         )
+        .route("/cgi-bin/media/upload", post(routes::media::upload).fallback(routes::require_post))
+        .route("/cgi-bin/media/get", get(routes::media::get).fallback(routes::require_get))
+        .route("/cv/img/qrcode", post(routes::img::scan_qrcode).fallback(routes::require_post))
+        .route(
+            "/cgi-bin/wxaapp/createwxaqrcode",
+            post(routes::wxacode::create_qrcode).fallback(routes::require_post),
+        )
+        .route("/wxa/getwxacode", post(routes::wxacode::get_code).fallback(routes::require_post))
+        .route(
+            "/wxa/getwxacodeunlimit",
+            post(routes::wxacode::get_unlimited).fallback(routes::require_post),
+        )
+        .route("/souk/v1/codes/{code_id}", get(routes::wxacode::show_code))
         .route("/souk/v1/provider/async-results/{request_id}", post(routes::provider::async_result));
     let ops = Router::new()
         .route("/healthz", get(routes::ops::healthz))

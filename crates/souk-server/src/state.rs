@@ -24,6 +24,11 @@ pub struct AppState {
     pub settings: Arc<ServerSettings>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The bounded blocking pool every image decode, scan and encode runs on.
+    pub cpu: souk_builtins::pool::CpuPool,
+    /// The guarded client of `img_url` fetches (private addresses refused unless
+    /// [`AppState::with_image_fetch`] allows them); `None` if it could not be built.
+    pub images: Option<crate::image_fetch::ImageFetcher>,
 }
 
 impl AppState {
@@ -33,6 +38,16 @@ impl AppState {
             souk,
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
+            cpu: souk_builtins::pool::CpuPool::default(),
+            images: crate::image_fetch::ImageFetcher::new(false).ok(),
         }
+    }
+
+    /// Sets the address guard of `img_url` fetches: `allow_private` (config `fetch.allow_private`)
+    /// lets them reach loopback and private addresses.
+    #[must_use]
+    pub fn with_image_fetch(mut self, allow_private: bool) -> Self {
+        self.images = crate::image_fetch::ImageFetcher::new(allow_private).ok();
+        self
     }
 }

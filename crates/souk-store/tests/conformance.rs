@@ -72,9 +72,14 @@ store_cases! {
     jobs_sweep => sqlite_jobs_sweep, postgres_jobs_sweep;
     cdn_files_insert_get_delete => sqlite_cdn_files_insert_get_delete, postgres_cdn_files_insert_get_delete;
     cdn_files_list_expired => sqlite_cdn_files_list_expired, postgres_cdn_files_list_expired;
+    media_insert_get_delete => sqlite_media_insert_get_delete, postgres_media_insert_get_delete;
+    media_list_expired => sqlite_media_list_expired, postgres_media_list_expired;
     cloud_apps_insert_and_get => sqlite_cloud_apps_insert_and_get, postgres_cloud_apps_insert_and_get;
     cloud_apps_list => sqlite_cloud_apps_list, postgres_cloud_apps_list;
     cloud_apps_update => sqlite_cloud_apps_update, postgres_cloud_apps_update;
+    codes_count_and_get => sqlite_codes_count_and_get, postgres_codes_count_and_get;
+    codes_limit => sqlite_codes_limit, postgres_codes_limit;
+    codes_limit_race => sqlite_codes_limit_race, postgres_codes_limit_race;
 }
 
 url_cases! {

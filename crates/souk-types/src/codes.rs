@@ -119,6 +119,42 @@ code_table! {
     /// CDN files: no such file, or it expired.
     CdnFileNotFound => { errcode: 40066, client: -1, http: 404, msg: "cdn file not found or expired" },
 
+    /// Mini-program codes: `path` empty or too long, or the body is not a JSON object.
+    CodePathInvalid => { errcode: 40159, client: -1, http: 400, msg: "invalid length for path, or the data is not json string" },
+    /// Mini-program codes: `path` or `page` carries the reserved `scancode_time` parameter.
+    CodeScancodeTime => { errcode: 85096, client: -1, http: 400, msg: "not allow include scancode_time field" },
+    /// Mini-program codes: `width` out of 280–1280, a bad `line_color` or `env_version`.
+    CodeInvalidArgs => { errcode: 40097, client: -1, http: 400, msg: "invalid args" },
+    /// Mini-program codes: `scene` has a character outside `0-9A-Za-z!#$&'()*+,/:;=?@-._~`.
+    CodeSceneInvalid => { errcode: 40129, client: -1, http: 400, msg: "invalid scene" },
+    /// Mini-program codes: `scene` empty or over 32 characters, or the body is not a JSON object.
+    CodeSceneLength => { errcode: 40169, client: -1, http: 400, msg: "invalid length for scene, or the data is not json string" },
+    /// Mini-program codes: `page` has a leading `/` or a query, or is not a registered page of the app.
+    CodePageInvalid => { errcode: 41030, client: -1, http: 400, msg: "invalid page" },
+    /// Mini-program codes: the app's lifetime count of codes (createwxaqrcode and getwxacode) is used up.
+    CodeCountOutOfLimit => { errcode: 45029, client: -11, http: 429, msg: "qrcode count out of limit" },
+    /// Mini-program codes: no code has this short id.
+    CodeNotFound => { errcode: 40066, client: -1, http: 404, msg: "code not found" },
+
+    /// Temp media: `type` is not `image` (the only type a mini-program uploads).
+    MediaTypeInvalid => { errcode: 40004, client: -1, http: 400, msg: "invalid media type" },
+    /// Temp media: the upload is not a PNG, JPEG, GIF, BMP or WebP image by its content.
+    MediaFileTypeInvalid => { errcode: 40005, client: -1, http: 415, msg: "invalid file type" },
+    /// Temp media: the upload is larger than the image limit (10 MB).
+    MediaFileSizeInvalid => { errcode: 40006, client: -1, http: 413, msg: "invalid file size" },
+    /// Temp media: no `media` part, or an empty one (wechatpy's retries send it empty).
+    MediaDataMissing => { errcode: 41005, client: -1, http: 400, msg: "media data missing" },
+    /// Temp media: the `media_id` is unknown, expired (3 days) or another app's.
+    MediaIdInvalid => { errcode: 40007, client: -1, http: 404, msg: "invalid media_id" },
+
+    /// Image APIs: `img_url` is not http(s), refused (private address), unreachable, too large, or
+    /// neither `img_url` nor an `img` part was given.
+    ImageUrlInvalid => { errcode: 101000, client: -1, http: 400, msg: "invalid image url" },
+    /// Image APIs: the image is not a decodable PNG, JPEG, GIF, BMP or WebP within the limits.
+    ImageDataInvalid => { errcode: 101002, client: -1, http: 400, msg: "invalid image data" },
+    /// Image APIs: the CPU pool had no free worker in time, or the work ran past its time cap.
+    CpuBusy => { errcode: -1, client: -2, http: 503, msg: "system busy, retry later" },
+
     /// Client API: no `Authorization: Bearer <session>`.
     ClientSessionMissing => { errcode: 41001, client: -1, http: 401, msg: "client session missing" },
     /// Client API: the session is unknown, revoked or expired.

@@ -45,7 +45,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
         )
         .with_cdn(cdn_settings(&config), blobs)
         .with_cloud_transport(Arc::new(cloud_transport))
-        .with_secret_key(secret_key.as_bytes()),
+        .with_secret_key(secret_key.as_bytes())
+        .with_codes(souk_core::wxacode::CodeSettings::new(config.public_url.clone())),
     );
     let housekeeping = tokio::spawn(housekeeping(souk.clone()));
     // Async jobs: pending ones left by an earlier run are claimed as soon as their leases lapse.
@@ -57,7 +58,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         admin_token,
         max_body_bytes: config.max_body_bytes,
     };
-    let router = souk_server::app(AppState::new(souk.clone(), settings));
+    let router = souk_server::app(AppState::new(souk.clone(), settings).with_image_fetch(config.fetch_allow_private));
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

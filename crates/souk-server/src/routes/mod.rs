@@ -3,10 +3,13 @@
 pub mod cdn;
 pub mod client;
 pub mod cloud;
+pub mod img;
+pub mod media;
 pub mod ops;
 pub mod provider;
 pub mod service_market;
 pub mod token;
+pub mod wxacode;
 
 use axum::response::Response;
 use souk_core::Failure;

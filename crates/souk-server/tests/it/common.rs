@@ -16,6 +16,7 @@ use souk_core::cdn::CdnSettings;
 use souk_core::clock::{Clock, ManualClock, SystemClock};
 use souk_core::ratelimit::LocalRateLimiter;
 use souk_core::store::DurableStore;
+use souk_core::wxacode::CodeSettings;
 use souk_core::Souk;
 use souk_server::cloud_transport::GuardedTransport;
 use souk_server::upstream::HttpTransport;
@@ -52,16 +53,27 @@ impl TestServer {
     /// Starts souk on `store` with the address guard of `fetch.allow_private` set as given: `false`
     /// refuses loopback, private and link-local upstreams, as `souk serve` does by default.
     pub async fn start_with_fetch(store: Arc<dyn DurableStore>, allow_private: bool) -> TestServer {
-        Self::launch(store, allow_private, |_| {}).await
+        Self::launch(store, allow_private, |_| {}, |_| {}).await
     }
 
     /// Starts souk on `store` with CDN files in a fresh blob folder, their settings (the defaults,
     /// with the server's URL) changed by `adjust`.
     pub async fn start_with_cdn(store: Arc<dyn DurableStore>, adjust: impl FnOnce(&mut CdnSettings)) -> TestServer {
-        Self::launch(store, true, adjust).await
+        Self::launch(store, true, adjust, |_| {}).await
     }
 
-    async fn launch(store: Arc<dyn DurableStore>, allow_private: bool, adjust: impl FnOnce(&mut CdnSettings)) -> TestServer {
+    /// Starts souk on `store` with the code settings (the defaults, with the server's URL) changed by
+    /// `adjust`.
+    pub async fn start_with_codes(store: Arc<dyn DurableStore>, adjust: impl FnOnce(&mut CodeSettings)) -> TestServer {
+        Self::launch(store, true, |_| {}, adjust).await
+    }
+
+    async fn launch(
+        store: Arc<dyn DurableStore>,
+        allow_private: bool,
+        adjust: impl FnOnce(&mut CdnSettings),
+        adjust_codes: impl FnOnce(&mut CodeSettings),
+    ) -> TestServer {
         let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
         let (call_log, _task) = CallLogWriter::start(store.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -69,6 +81,8 @@ impl TestServer {
         let blob_dir = Arc::new(tempfile::tempdir().unwrap());
         let mut cdn_settings = CdnSettings::new(base.clone());
         adjust(&mut cdn_settings);
+        let mut code_settings = CodeSettings::new(base.clone());
+        adjust_codes(&mut code_settings);
         let blobs = souk_blob::open(&format!("file://{}", blob_dir.path().display())).unwrap();
         let souk = Arc::new(
             Souk::new(
@@ -80,13 +94,14 @@ impl TestServer {
             )
             .with_cdn(cdn_settings, blobs)
             .with_cloud_transport(Arc::new(GuardedTransport::new(allow_private).unwrap()))
-            .with_secret_key(SECRET_KEY),
+            .with_secret_key(SECRET_KEY)
+            .with_codes(code_settings),
         );
         let settings = ServerSettings {
             admin_token: ADMIN_TOKEN.to_owned(),
             max_body_bytes: 64 * 1024,
         };
-        let router = souk_server::app(AppState::new(souk.clone(), settings));
+        let router = souk_server::app(AppState::new(souk.clone(), settings).with_image_fetch(allow_private));
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         TestServer {
             base,

@@ -10,4 +10,7 @@ mod client;
 mod cloud;
 mod jobs;
 mod market;
+mod media;
+mod scan;
 mod tokens;
+mod wxacode;

@@ -25,8 +25,10 @@ mod calls;
 mod cdn;
 mod clients;
 mod cloud;
+mod codes;
 mod jobs;
 mod ledger;
+mod media;
 mod registry;
 mod tokens;
 
@@ -35,8 +37,10 @@ pub use calls::*;
 pub use cdn::*;
 pub use clients::*;
 pub use cloud::*;
+pub use codes::*;
 pub use jobs::*;
 pub use ledger::*;
+pub use media::*;
 pub use registry::*;
 pub use tokens::*;
 

@@ -21,8 +21,10 @@ mod calls;
 mod cdn;
 mod clients;
 mod cloud;
+mod codes;
 mod jobs;
 mod ledger;
+mod media;
 mod registry;
 mod tokens;
 

@@ -1,0 +1,184 @@
+//! The image APIs (`/cv/img/*`, `wire.md` §2, `wechat-wire.md` §7): one input reader for all of
+//! them ([`read_image_input`]: a multipart `img` part, or `img_url` in the query fetched through the
+//! guarded [`crate::image_fetch`], with the other form fields kept for the API), decoding with limits
+//! on the CPU pool ([`decode_image`]), and `img.scanQRCode` (`POST /cv/img/qrcode`).
+//!
+//! Errors: 101000 for a bad, refused or unreachable `img_url` (or no input at all), 101002 for data
+//! that is not a decodable image under 2 MB; `-1` when the CPU pool is busy.
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::response::Response;
+use bytes::{Bytes, BytesMut};
+use image::DynamicImage;
+use serde_json::{json, Value};
+use souk_builtins::image_input::{self, ImageInfo, InputLimits, MAX_INPUT_BYTES};
+use souk_builtins::scan::{self, Corners, Pixel};
+use souk_core::model::CallRecord;
+use souk_core::Failure;
+use souk_types::Code;
+
+use crate::context::RequestContext;
+use crate::extract::{call_record, QueryPairs, WechatCaller};
+use crate::render;
+use crate::state::AppState;
+
+/// Room for boundaries, part headers and the small text fields around the `img` part.
+const MULTIPART_OVERHEAD: usize = 64 * 1024;
+/// The longest text form field kept (`ratios` and the like).
+const MAX_FIELD_BYTES: usize = 4 * 1024;
+
+/// An image input as the caller sent it: the bytes (not yet decoded) and the other form fields.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ImageInput {
+    /// The image's bytes, from the `img` part or `img_url`.
+    pub bytes: Bytes,
+    /// Text form fields other than `img` (`ratios` for aiCrop), in order.
+    pub fields: Vec<(String, String)>,
+}
+
+impl ImageInput {
+    /// The first form field named `name`.
+    #[allow(dead_code, reason = "for the aiCrop handler (ratios), which lands next")]
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+}
+
+/// Reads the image of a `/cv/img/*` request: a non-empty multipart `img` part wins, else `img_url`
+/// from the query is fetched (a POST with an empty body is fine then). Neither is 101000.
+pub(crate) async fn read_image_input(state: &AppState, query: &QueryPairs, request: Request) -> Result<ImageInput, Failure> {
+    let mut input = read_multipart(request).await?;
+    if !input.bytes.is_empty() {
+        return Ok(input);
+    }
+    let Some(url) = query.get("img_url").filter(|url| !url.is_empty()) else {
+        return Err(Failure::new(Code::ImageUrlInvalid, "neither img_url nor an img part was given"));
+    };
+    let fetcher = state
+        .images
+        .as_ref()
+        .ok_or_else(|| Failure::new(Code::ImageUrlInvalid, "image fetching is not available"))?;
+    input.bytes = fetcher.fetch(url).await?;
+    Ok(input)
+}
+
+/// Decodes an input with the `/cv/img/*` limits on the CPU pool: 101002 if it is not an image.
+pub(crate) async fn decode_image(state: &AppState, bytes: Bytes) -> Result<(ImageInfo, DynamicImage), Failure> {
+    state
+        .cpu
+        .run(move || image_input::decode(&bytes, &InputLimits::default()))
+        .await
+        .map_err(|err| Failure::new(Code::CpuBusy, err.to_string()))?
+        .map_err(|err| Failure::new(Code::ImageDataInvalid, err.to_string()))
+}
+
+/// The `img` part and the text fields of a multipart body; an empty input for any other body.
+async fn read_multipart(request: Request) -> Result<ImageInput, Failure> {
+    let (parts, body) = request.into_parts();
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let Ok(boundary) = multer::parse_boundary(content_type) else {
+        return Ok(ImageInput::default());
+    };
+    let too_large = || Failure::new(Code::ImageDataInvalid, format!("the image is larger than {MAX_INPUT_BYTES} bytes"));
+    let limits = multer::SizeLimit::new().whole_stream((MAX_INPUT_BYTES + MULTIPART_OVERHEAD) as u64);
+    let mut multipart =
+        multer::Multipart::with_constraints(body.into_data_stream(), boundary, multer::Constraints::new().size_limit(limits));
+    let read_failure = |err: multer::Error| match err {
+        multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => too_large(),
+        other => Failure::new(Code::ImageDataInvalid, format!("the multipart body could not be read: {other}")),
+    };
+    let mut input = ImageInput::default();
+    while let Some(mut field) = multipart.next_field().await.map_err(read_failure)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        let cap = if name == "img" { MAX_INPUT_BYTES } else { MAX_FIELD_BYTES };
+        let mut bytes = BytesMut::new();
+        while let Some(chunk) = field.chunk().await.map_err(read_failure)? {
+            if bytes.len() + chunk.len() > cap {
+                return Err(if name == "img" {
+                    too_large()
+                } else {
+                    Failure::new(Code::DataFormatError, format!("form field {name} is too long"))
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        if name == "img" {
+            if input.bytes.is_empty() {
+                input.bytes = bytes.freeze();
+            }
+        } else {
+            input.fields.push((name, String::from_utf8_lossy(&bytes).into_owned()));
+        }
+    }
+    Ok(input)
+}
+
+/// `POST /cv/img/qrcode?access_token=[&img_url=]` (img.scanQRCode): every code in the image.
+pub async fn scan_qrcode(
+    State(state): State<AppState>,
+    context: RequestContext,
+    WechatCaller(caller): WechatCaller,
+    query: QueryPairs,
+    request: Request,
+) -> Response {
+    let mut call = call_record(&context, "qrcode");
+    call.appid = Some(caller.app.appid.clone());
+    let body = match scan_request(&state, &mut call, &query, request).await {
+        Ok(found) => scan_answer(&found),
+        Err(failure) => failure_body(&mut call, &failure, &context),
+    };
+    call.bytes_out = i64::try_from(body.to_string().len()).unwrap_or(i64::MAX);
+    state.log_call(call, &context).await;
+    render::wechat_json(&body)
+}
+
+async fn scan_request(state: &AppState, call: &mut CallRecord, query: &QueryPairs, request: Request) -> Result<scan::Scan, Failure> {
+    let input = read_image_input(state, query, request).await?;
+    call.bytes_in = i64::try_from(input.bytes.len()).unwrap_or(i64::MAX);
+    let (_, image) = decode_image(state, input.bytes).await?;
+    state
+        .cpu
+        .run(move || scan::scan(&image))
+        .await
+        .map_err(|err| Failure::new(Code::CpuBusy, err.to_string()))
+}
+
+fn scan_answer(found: &scan::Scan) -> Value {
+    let point = |pixel: Pixel| json!({ "x": pixel.x, "y": pixel.y });
+    let pos = |corners: Corners| {
+        json!({
+            "left_top": point(corners.left_top),
+            "right_top": point(corners.right_top),
+            "right_bottom": point(corners.right_bottom),
+            "left_bottom": point(corners.left_bottom),
+        })
+    };
+    let results: Vec<Value> = found
+        .codes
+        .iter()
+        .map(|code| {
+            let mut result = json!({ "type_name": code.type_name, "data": code.data });
+            if let Some(corners) = code.pos {
+                result["pos"] = pos(corners);
+            }
+            result
+        })
+        .collect();
+    json!({
+        "errcode": 0,
+        "errmsg": "ok",
+        "code_results": results,
+        "img_size": { "w": found.width, "h": found.height },
+    })
+}
+
+fn failure_body(call: &mut CallRecord, failure: &Failure, context: &RequestContext) -> Value {
+    call.errcode = failure.code.errcode();
+    call.message = Some(failure.message());
+    render::wechat_failure_body(failure, &context.request_id)
+}
