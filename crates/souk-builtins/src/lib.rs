@@ -5,6 +5,7 @@
 //! **Architecture invariant:** no HTTP and no SQL here; every function is pure over bytes and images,
 //! and every call from async code goes through [`pool`], never straight onto the async runtime.
 
+pub mod crop;
 pub mod image_input;
 pub mod pool;
 pub mod scan;

@@ -8,16 +8,16 @@
 use async_trait::async_trait;
 
 pub mod cdn;
-pub mod codes;
 pub mod clients;
 pub mod cloud;
+pub mod codes;
 pub mod jobs;
 pub mod media;
 
 pub use cdn::CdnFiles;
-pub use codes::CodeQuota;
 pub use clients::Clients;
 pub use cloud::CloudApps;
+pub use codes::CodeQuota;
 pub use jobs::Jobs;
 pub use media::MediaStore;
 

@@ -73,6 +73,7 @@ pub fn app(state: AppState) -> Router {
         .route("/cgi-bin/media/upload", post(routes::media::upload).fallback(routes::require_post))
         .route("/cgi-bin/media/get", get(routes::media::get).fallback(routes::require_get))
         .route("/cv/img/qrcode", post(routes::img::scan_qrcode).fallback(routes::require_post))
+        .route("/cv/img/aicrop", post(routes::img::ai_crop).fallback(routes::require_post))
         .route(
             "/cgi-bin/wxaapp/createwxaqrcode",
             post(routes::wxacode::create_qrcode).fallback(routes::require_post),

@@ -152,6 +152,9 @@ code_table! {
     ImageUrlInvalid => { errcode: 101000, client: -1, http: 400, msg: "invalid image url" },
     /// Image APIs: the image is not a decodable PNG, JPEG, GIF, BMP or WebP within the limits.
     ImageDataInvalid => { errcode: 101002, client: -1, http: 400, msg: "invalid image data" },
+    /// Image APIs: aiCrop's `ratios` has more than 5 items, or an item that is not a number in
+    /// 0.05..=20 (the platform documents no code for it; 40097 is its general "invalid args").
+    ImageRatiosInvalid => { errcode: 40097, client: -1, http: 400, msg: "invalid args" },
     /// Image APIs: the CPU pool had no free worker in time, or the work ran past its time cap.
     CpuBusy => { errcode: -1, client: -2, http: 503, msg: "system busy, retry later" },
 

@@ -1,7 +1,8 @@
 //! The image APIs (`/cv/img/*`, `wire.md` §2, `wechat-wire.md` §7): one input reader for all of
 //! them ([`read_image_input`]: a multipart `img` part, or `img_url` in the query fetched through the
 //! guarded [`crate::image_fetch`], with the other form fields kept for the API), decoding with limits
-//! on the CPU pool ([`decode_image`]), and `img.scanQRCode` (`POST /cv/img/qrcode`).
+//! on the CPU pool ([`decode_image`]), `img.scanQRCode` (`POST /cv/img/qrcode`) and `img.aiCrop`
+//! (`POST /cv/img/aicrop`).
 //!
 //! Errors: 101000 for a bad, refused or unreachable `img_url` (or no input at all), 101002 for data
 //! that is not a decodable image under 2 MB; `-1` when the CPU pool is busy.
@@ -12,6 +13,7 @@ use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use image::DynamicImage;
 use serde_json::{json, Value};
+use souk_builtins::crop;
 use souk_builtins::image_input::{self, ImageInfo, InputLimits, MAX_INPUT_BYTES};
 use souk_builtins::scan::{self, Corners, Pixel};
 use souk_core::model::CallRecord;
@@ -39,7 +41,6 @@ pub(crate) struct ImageInput {
 
 impl ImageInput {
     /// The first form field named `name`.
-    #[allow(dead_code, reason = "for the aiCrop handler (ratios), which lands next")]
     pub fn field(&self, name: &str) -> Option<&str> {
         self.fields.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
     }
@@ -174,6 +175,68 @@ fn scan_answer(found: &scan::Scan) -> Value {
         "errmsg": "ok",
         "code_results": results,
         "img_size": { "w": found.width, "h": found.height },
+    })
+}
+
+/// `POST /cv/img/aicrop?access_token=[&img_url=]` (img.aiCrop), form field `ratios`: one crop per ratio,
+/// or the best ones when `ratios` is empty (`souk_builtins::crop`). Bad `ratios` is 40097, checked
+/// before the image is decoded. The crop itself runs on the CPU pool.
+pub async fn ai_crop(
+    State(state): State<AppState>,
+    context: RequestContext,
+    WechatCaller(caller): WechatCaller,
+    query: QueryPairs,
+    request: Request,
+) -> Response {
+    let mut call = call_record(&context, "aicrop");
+    call.appid = Some(caller.app.appid.clone());
+    let body = match crop_request(&state, &mut call, &query, request).await {
+        Ok((info, crops)) => crop_answer(&info, &crops),
+        Err(failure) => failure_body(&mut call, &failure, &context),
+    };
+    call.bytes_out = i64::try_from(body.to_string().len()).unwrap_or(i64::MAX);
+    state.log_call(call, &context).await;
+    render::wechat_json(&body)
+}
+
+async fn crop_request(
+    state: &AppState,
+    call: &mut CallRecord,
+    query: &QueryPairs,
+    request: Request,
+) -> Result<(ImageInfo, Vec<crop::Crop>), Failure> {
+    let input = read_image_input(state, query, request).await?;
+    call.bytes_in = i64::try_from(input.bytes.len()).unwrap_or(i64::MAX);
+    // A form field, as documented; the query string too, for callers that send `img_url` with an
+    // empty body and have nowhere else to put it.
+    let ratios = input.field("ratios").or_else(|| query.get("ratios")).unwrap_or_default();
+    let ratios = crop::parse_ratios(ratios).map_err(|err| Failure::new(Code::ImageRatiosInvalid, err.to_string()))?;
+    let (info, image) = decode_image(state, input.bytes).await?;
+    let crops = state
+        .cpu
+        .run(move || crop::smart_crop_image(&image, &ratios))
+        .await
+        .map_err(|err| Failure::new(Code::CpuBusy, err.to_string()))?;
+    Ok((info, crops))
+}
+
+fn crop_answer(info: &ImageInfo, crops: &[crop::Crop]) -> Value {
+    let results: Vec<Value> = crops
+        .iter()
+        .map(|crop| {
+            json!({
+                "crop_left": crop.left,
+                "crop_top": crop.top,
+                "crop_right": crop.right,
+                "crop_bottom": crop.bottom,
+            })
+        })
+        .collect();
+    json!({
+        "errcode": 0,
+        "errmsg": "ok",
+        "results": results,
+        "img_size": { "w": info.width, "h": info.height },
     })
 }
 
