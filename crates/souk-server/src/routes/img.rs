@@ -21,7 +21,7 @@ use souk_core::Failure;
 use souk_types::Code;
 
 use crate::context::RequestContext;
-use crate::extract::{call_record, QueryPairs, WechatCaller};
+use crate::extract::{call_record, read_limited, QueryPairs, WechatCaller};
 use crate::render;
 use crate::state::AppState;
 
@@ -205,11 +205,17 @@ async fn crop_request(
     query: &QueryPairs,
     request: Request,
 ) -> Result<(ImageInfo, Vec<crop::Crop>), Failure> {
+    let (request, form) = take_urlencoded_form(request).await?;
     let input = read_image_input(state, query, request).await?;
     call.bytes_in = i64::try_from(input.bytes.len()).unwrap_or(i64::MAX);
-    // A form field, as documented; the query string too, for callers that send `img_url` with an
-    // empty body and have nowhere else to put it.
-    let ratios = input.field("ratios").or_else(|| query.get("ratios")).unwrap_or_default();
+    // A multipart field, as documented; with `img_url`, clients also send it as a url-encoded body
+    // (`ratios=1,2.35`) or in the query string.
+    let from_form = form.iter().find(|(key, _)| key == "ratios").map(|(_, value)| value.as_str());
+    let ratios = input
+        .field("ratios")
+        .or(from_form)
+        .or_else(|| query.get("ratios"))
+        .unwrap_or_default();
     let ratios = crop::parse_ratios(ratios).map_err(|err| Failure::new(Code::ImageRatiosInvalid, err.to_string()))?;
     let (info, image) = decode_image(state, input.bytes).await?;
     let crops = state
@@ -218,6 +224,23 @@ async fn crop_request(
         .await
         .map_err(|err| Failure::new(Code::CpuBusy, err.to_string()))?;
     Ok((info, crops))
+}
+
+/// The fields of a url-encoded body (at most [`MAX_FIELD_BYTES`]), and the request left with an empty
+/// body for [`read_image_input`]; any other body is left as it is.
+async fn take_urlencoded_form(request: Request) -> Result<(Request, Vec<(String, String)>), Failure> {
+    let urlencoded = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
+    if !urlencoded {
+        return Ok((request, Vec::new()));
+    }
+    let (parts, body) = request.into_parts();
+    let body = read_limited(body, MAX_FIELD_BYTES).await?;
+    let form = form_urlencoded::parse(&body).into_owned().collect();
+    Ok((Request::from_parts(parts, axum::body::Body::empty()), form))
 }
 
 fn crop_answer(info: &ImageInfo, crops: &[crop::Crop]) -> Value {

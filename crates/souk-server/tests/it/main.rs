@@ -8,6 +8,7 @@ mod admin;
 mod cdn;
 mod client;
 mod cloud;
+mod crop;
 mod jobs;
 mod market;
 mod media;
