@@ -6,7 +6,9 @@
 //! and every call from async code goes through [`pool`], never straight onto the async runtime.
 
 pub mod crop;
+pub mod esrgan;
 pub mod image_input;
 pub mod pool;
 pub mod scan;
+pub mod superres;
 pub mod wxacode;

@@ -161,18 +161,31 @@ fn with_check(digits: &str) -> String {
 }
 
 /// A UPC-E code (number system 0) for six digits: the check digit is the one of the UPC-A it
-/// expands to, by the last digit's rule.
+/// expands to.
 fn upc_e(six: &str) -> String {
+    let check = with_check(&expand_upc_e(six)).pop().unwrap_or('0');
+    format!("0{six}{check}")
+}
+
+/// The UPC-A (number system 0, no check digit) that six UPC-E digits stand for, by the last
+/// digit's rule.
+fn expand_upc_e(six: &str) -> String {
     let d: Vec<char> = six.chars().collect();
     let s = |range: std::ops::Range<usize>| d[range].iter().collect::<String>();
-    let upc_a = match d[5] {
+    match d[5] {
         '0'..='2' => format!("0{}{}0000{}", s(0..2), d[5], s(2..5)),
         '3' => format!("0{}00000{}", s(0..3), s(3..5)),
         '4' => format!("0{}00000{}", s(0..4), d[4]),
         _ => format!("0{}0000{}", s(0..5), d[5]),
-    };
-    let check = with_check(&upc_a).pop().unwrap_or('0');
-    format!("0{six}{check}")
+    }
+}
+
+/// The 12-digit UPC-A an 8-digit UPC-E code (number system 0) expands to, as some readers report it.
+pub fn upc_e_as_upc_a(code: &str) -> Option<String> {
+    let six = code
+        .get(1..7)
+        .filter(|six| six.len() == 6 && six.bytes().all(|b| b.is_ascii_digit()))?;
+    Some(format!("{}{}", expand_upc_e(six), code.get(7..8)?))
 }
 
 /// The codes drawn on one white canvas (stacked, each in its quiet zone), then distorted.
@@ -235,5 +248,6 @@ mod tests {
         assert_eq!(with_check("9638507"), "96385074");
         assert_eq!(with_check("03600029145"), "036000291452");
         assert_eq!(upc_e("123456"), "01234565");
+        assert_eq!(upc_e_as_upc_a("01234565").as_deref(), Some("012345000065"));
     }
 }

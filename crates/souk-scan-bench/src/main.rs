@@ -21,8 +21,8 @@ struct Args {
     /// Where to write the corpus (PNGs and manifest.json); default a temporary folder, removed after.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// How many images to generate.
-    #[arg(long, default_value_t = 300)]
+    /// How many images to generate (616 is four rounds of every kind in every variant, plus several-code images).
+    #[arg(long, default_value_t = 616)]
     images: usize,
     /// Also write the results as JSON to this file.
     #[arg(long)]

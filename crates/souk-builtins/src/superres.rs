@@ -1,0 +1,119 @@
+//! img.superresolution (`wire.md` §2, `wechat-wire.md` §7.3): a 2x upscale of an image, encoded for
+//! the temp-media store.
+//!
+//! Images up to [`MAX_INPUT_PIXELS`] are upscaled with Lanczos3 (`image::imageops`); the result is
+//! PNG when the image has an alpha channel (kept) and JPEG otherwise. Larger inputs are refused:
+//! their 2x result would pass the output cap and the pool's time cap.
+
+use std::io::Cursor;
+
+use image::codecs::jpeg::JpegEncoder;
+use image::imageops::{self, FilterType};
+use image::{DynamicImage, ImageFormat};
+
+/// The largest 2x result: 4096 × 4096 pixels (souk's choice, so that the Lanczos pass and the
+/// encode stay well inside the CPU pool's time cap and the result inside the 10 MB media limit).
+pub const MAX_OUTPUT_PIXELS: u64 = 4096 * 4096;
+/// The largest input, a quarter of [`MAX_OUTPUT_PIXELS`].
+pub const MAX_INPUT_PIXELS: u64 = MAX_OUTPUT_PIXELS / 4;
+/// JPEG quality of opaque results.
+const JPEG_QUALITY: u8 = 92;
+
+/// Why an image cannot be upscaled.
+#[derive(Debug, thiserror::Error)]
+pub enum SuperresError {
+    /// The image has more than [`MAX_INPUT_PIXELS`] pixels.
+    #[error("the image has {0} pixels; at most {MAX_INPUT_PIXELS} can be upscaled")]
+    TooLarge(u64),
+    /// The result could not be encoded.
+    #[error("the result could not be encoded: {0}")]
+    Encode(#[from] image::ImageError),
+}
+
+/// An upscaled image, encoded.
+#[derive(Debug, Clone)]
+pub struct Upscaled {
+    /// The encoded bytes.
+    pub bytes: Vec<u8>,
+    /// Their content type (`image/png` or `image/jpeg`).
+    pub content_type: &'static str,
+    /// The result's width.
+    pub width: u32,
+    /// The result's height.
+    pub height: u32,
+}
+
+/// Checks that an image of `width` × `height` may be upscaled.
+pub fn check_size(width: u32, height: u32) -> Result<(), SuperresError> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > MAX_INPUT_PIXELS {
+        return Err(SuperresError::TooLarge(pixels));
+    }
+    Ok(())
+}
+
+/// The image at exactly twice its width and height.
+pub fn upscale_2x(image: &DynamicImage) -> DynamicImage {
+    let (width, height) = (image.width() * 2, image.height() * 2);
+    lanczos_2x(image, width, height)
+}
+
+/// Upscales and encodes an image: the whole of img.superresolution's CPU work.
+pub fn superresolve(image: &DynamicImage) -> Result<Upscaled, SuperresError> {
+    check_size(image.width(), image.height())?;
+    let upscaled = upscale_2x(image);
+    let (bytes, content_type) = encode(&upscaled)?;
+    Ok(Upscaled {
+        bytes,
+        content_type,
+        width: upscaled.width(),
+        height: upscaled.height(),
+    })
+}
+
+fn lanczos_2x(image: &DynamicImage, width: u32, height: u32) -> DynamicImage {
+    if image.color().has_alpha() {
+        DynamicImage::ImageRgba8(imageops::resize(&image.to_rgba8(), width, height, FilterType::Lanczos3))
+    } else {
+        DynamicImage::ImageRgb8(imageops::resize(&image.to_rgb8(), width, height, FilterType::Lanczos3))
+    }
+}
+
+/// PNG with alpha, JPEG without.
+fn encode(image: &DynamicImage) -> Result<(Vec<u8>, &'static str), image::ImageError> {
+    let mut out = Cursor::new(Vec::new());
+    if image.color().has_alpha() {
+        image.write_to(&mut out, ImageFormat::Png)?;
+        Ok((out.into_inner(), "image/png"))
+    } else {
+        image
+            .to_rgb8()
+            .write_with_encoder(JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY))?;
+        Ok((out.into_inner(), "image/jpeg"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use image::{Rgba, RgbaImage};
+
+    use super::*;
+
+    #[test]
+    fn doubles_both_sides_and_keeps_alpha() {
+        let image = DynamicImage::ImageRgba8(RgbaImage::from_pixel(7, 5, Rgba([10, 20, 30, 0])));
+        let upscaled = superresolve(&image).unwrap();
+        assert_eq!((upscaled.width, upscaled.height, upscaled.content_type), (14, 10, "image/png"));
+        let decoded = image::load_from_memory(&upscaled.bytes).unwrap();
+        assert_eq!(decoded.to_rgba8().get_pixel(3, 3)[3], 0);
+    }
+
+    #[test]
+    fn opaque_images_are_jpeg_and_huge_ones_are_refused() {
+        let image = DynamicImage::new_rgb8(9, 4);
+        let upscaled = superresolve(&image).unwrap();
+        assert_eq!((upscaled.width, upscaled.height, upscaled.content_type), (18, 8, "image/jpeg"));
+        assert!(matches!(check_size(2049, 2048), Err(SuperresError::TooLarge(_))));
+        assert!(check_size(2048, 2048).is_ok());
+    }
+}
