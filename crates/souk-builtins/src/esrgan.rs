@@ -4,7 +4,7 @@
 //! The weights ship in the crate (`models/esrgan-slim-x2/`, with the upstream LICENSE and a README
 //! saying where they came from) and are embedded with `include_bytes!`: nothing is downloaded at build
 //! or run time. `model.json` there is the TFJS layers topology this file follows layer by layer
-//! (Conv2D with `same` padding, ReLU, Concatenate, Add, nearest UpSampling2D); [`WEIGHTS`] is its weight
+//! (Conv2D with `same` padding, ReLU, Concatenate, Add, nearest UpSampling2D); `WEIGHTS` is its weight
 //! manifest, in the order of the `.bin` shard (little-endian f32), checked against `model.json` by a test.
 //!
 //! Tensors are height × width × channels f32 arrays. Convolutions are straightforward loops whose
@@ -218,16 +218,22 @@ impl Model {
 
     /// The graph of `model.json`: shallow features, two residual dense blocks, global fusion, the
     /// upscaling network.
+    /// Each intermediate is dropped as soon as the graph is done with it, to keep the peak memory
+    /// near five 64-channel tensors.
     fn run(&self, lr: &Tensor) -> Tensor {
         let f_m1 = self.f_m1.apply(lr);
-        let f_0 = self.f_0.apply(&f_m1);
-        let lrl_1 = self.dense_block(&f_0, &self.f_1_1, &self.lff_1);
-        let lrl_2 = self.dense_block(&lrl_1, &self.f_2_1, &self.lff_2);
-        let gff_1 = self.gff_1.apply(&lrl_1.concat(&lrl_2));
-        let fdf = self.gff_2.apply(&gff_1).add(&f_m1);
+        let fdf = {
+            let lrl_1 = self.dense_block(&self.f_0.apply(&f_m1), &self.f_1_1, &self.lff_1);
+            let lrl_2 = self.dense_block(&lrl_1, &self.f_2_1, &self.lff_2);
+            let gff_1 = self.gff_1.apply(&lrl_1.concat(&lrl_2));
+            drop((lrl_1, lrl_2));
+            self.gff_2.apply(&gff_1).add(&f_m1)
+        };
+        drop(f_m1);
         let upn1 = self.upn1.apply(&fdf).relu();
-        let upn2 = self.upn2.apply(&upn1).relu();
-        let upn3 = self.upn3.apply(&upn2);
+        drop(fdf);
+        let upn3 = self.upn3.apply(&self.upn2.apply(&upn1).relu());
+        drop(upn1);
         self.sr.apply(&upn3.upsample_2x())
     }
 
@@ -310,77 +316,40 @@ mod tests {
         10.0 * (255.0 * 255.0 / mse).log10()
     }
 
+    /// The output is UpscalerJS's own: on a crop of the package's `assets/fixture.png` the result's
+    /// interior (away from the zero padding, which a crop moves) equals the package's published
+    /// `assets/samples/2x/result.png` up to rounding. (On the whole 128×128 fixture: 101 dB.)
     #[test]
-    #[ignore = "being tuned"]
-    fn doubles_the_size_and_beats_bicubic() {
+    fn matches_the_published_upstream_result() {
+        let testdata = |name: &str| {
+            let bytes = match name {
+                "fixture" => &include_bytes!("../models/esrgan-slim-x2/testdata/fixture-crop.png")[..],
+                _ => &include_bytes!("../models/esrgan-slim-x2/testdata/result-2x-crop.png")[..],
+            };
+            image::load_from_memory(bytes).unwrap().to_rgb8()
+        };
+        let ours = upscale_2x(&testdata("fixture"));
+        assert_eq!(ours.dimensions(), (96, 96));
+        // The receptive field reaches 11 input pixels; 12 (24 output pixels) are left out per side.
+        let interior = |image: &RgbImage| imageops::crop_imm(image, 24, 24, 48, 48).to_image();
+        let fidelity = psnr(&interior(&ours), &interior(&testdata("result")));
+        assert!(fidelity > 50.0, "{fidelity:.2} dB from upstream's result");
+    }
+
+    /// A downscale → upscale round trip of a textured image. The model is a sharpening one and does
+    /// not beat bicubic on PSNR (measured: 24.08 dB against 24.16 here; 26.1 against 27.7 on the
+    /// upstream fixture), so this pins a sound reconstruction, not a win: well above nearest
+    /// neighbour and within half a decibel of bicubic.
+    #[test]
+    fn doubles_the_size_and_reconstructs_a_round_trip() {
         let original = texture(64);
         let small = imageops::resize(&original, 32, 32, FilterType::CatmullRom);
         let learned = upscale_2x(&small);
         assert_eq!(learned.dimensions(), (64, 64));
-        let bicubic = imageops::resize(&small, 64, 64, FilterType::CatmullRom);
-        let (learned, bicubic) = (psnr(&learned, &original), psnr(&bicubic, &original));
-        assert!(learned > bicubic, "model {learned:.2} dB, bicubic {bicubic:.2} dB");
-    }
-
-    #[test]
-    #[ignore = "scratch"]
-    fn scratch_fixture() {
-        let dir = "/tmp/esr/package/assets";
-        let fixture = image::open(format!("{dir}/fixture.png")).unwrap().to_rgb8();
-        let expected = image::open(format!("{dir}/samples/2x/result.png")).unwrap().to_rgb8();
-        println!("fixture {:?} expected {:?}", fixture.dimensions(), expected.dimensions());
-        let ours = upscale_2x(&fixture);
-        if ours.dimensions() == expected.dimensions() {
-            println!("psnr vs upstream result {:.2}", psnr(&ours, &expected));
-        }
-        let original = texture(64);
-        for filter in [
-            FilterType::Triangle,
-            FilterType::CatmullRom,
-            FilterType::Lanczos3,
-            FilterType::Nearest,
-        ] {
-            let small = imageops::resize(&original, 32, 32, filter);
-            let learned = psnr(&upscale_2x(&small), &original);
-            let bicubic = psnr(&imageops::resize(&small, 64, 64, FilterType::CatmullRom), &original);
-            let lanczos = psnr(&imageops::resize(&small, 64, 64, FilterType::Lanczos3), &original);
-            println!("{filter:?}: model {learned:.2} bicubic {bicubic:.2} lanczos {lanczos:.2}");
-        }
-        let fx = imageops::resize(&fixture, fixture.width() / 2, fixture.height() / 2, FilterType::CatmullRom);
-        let learned = psnr(
-            &upscale_2x(&fx),
-            &imageops::resize(&fixture, fx.width() * 2, fx.height() * 2, FilterType::Nearest),
-        );
-        let bicubic = psnr(
-            &imageops::resize(&fx, fx.width() * 2, fx.height() * 2, FilterType::CatmullRom),
-            &imageops::resize(&fixture, fx.width() * 2, fx.height() * 2, FilterType::Nearest),
-        );
-        println!("fixture roundtrip: model {learned:.2} bicubic {bicubic:.2}");
-        let boxed = |img: &RgbImage| {
-            RgbImage::from_fn(img.width() / 2, img.height() / 2, |x, y| {
-                let mut sum = [0u32; 3];
-                for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                    let p = img.get_pixel(2 * x + dx, 2 * y + dy);
-                    for c in 0..3 {
-                        sum[c] += u32::from(p[c]);
-                    }
-                }
-                Rgb([((sum[0] + 2) / 4) as u8, ((sum[1] + 2) / 4) as u8, ((sum[2] + 2) / 4) as u8])
-            })
-        };
-        for (name, reference) in [("fixture", fixture.clone()), ("texture", texture(64))] {
-            let small = boxed(&reference);
-            let (w, h) = reference.dimensions();
-            let learned = psnr(&upscale_2x(&small), &reference);
-            let bicubic = psnr(&imageops::resize(&small, w, h, FilterType::CatmullRom), &reference);
-            let lanczos = psnr(&imageops::resize(&small, w, h, FilterType::Lanczos3), &reference);
-            println!("box {name}: model {learned:.2} bicubic {bicubic:.2} lanczos {lanczos:.2}");
-            for filter in [FilterType::Triangle, FilterType::Lanczos3] {
-                let small = imageops::resize(&reference, w / 2, h / 2, filter);
-                let learned = psnr(&upscale_2x(&small), &reference);
-                let bicubic = psnr(&imageops::resize(&small, w, h, FilterType::CatmullRom), &reference);
-                println!("{filter:?} {name}: model {learned:.2} bicubic {bicubic:.2}");
-            }
-        }
+        let learned = psnr(&learned, &original);
+        let bicubic = psnr(&imageops::resize(&small, 64, 64, FilterType::CatmullRom), &original);
+        let nearest = psnr(&imageops::resize(&small, 64, 64, FilterType::Nearest), &original);
+        assert!(learned > nearest + 1.0, "model {learned:.2} dB, nearest {nearest:.2} dB");
+        assert!(learned > bicubic - 0.5, "model {learned:.2} dB, bicubic {bicubic:.2} dB");
     }
 }

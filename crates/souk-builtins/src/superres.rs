@@ -1,9 +1,12 @@
 //! img.superresolution (`wire.md` §2, `wechat-wire.md` §7.3): a 2x upscale of an image, encoded for
 //! the temp-media store.
 //!
-//! Images up to [`MAX_INPUT_PIXELS`] are upscaled with Lanczos3 (`image::imageops`); the result is
-//! PNG when the image has an alpha channel (kept) and JPEG otherwise. Larger inputs are refused:
-//! their 2x result would pass the output cap and the pool's time cap.
+//! Images up to [`MODEL_MAX_PIXELS`] go through the learned model ([`crate::esrgan`], esrgan-slim x2,
+//! for the colour channels; an alpha channel is upscaled with Lanczos3); larger ones, up to
+//! [`MAX_INPUT_PIXELS`], with Lanczos3 alone (`image::imageops`), since the model costs about 222,000
+//! multiply-adds per input pixel. Still larger inputs are refused: their 2x result would pass the
+//! output cap and the pool's time cap. The result is PNG when the image has an alpha channel (kept)
+//! and JPEG otherwise.
 
 use std::io::Cursor;
 
@@ -11,11 +14,17 @@ use image::codecs::jpeg::JpegEncoder;
 use image::imageops::{self, FilterType};
 use image::{DynamicImage, ImageFormat};
 
+use crate::esrgan;
+
 /// The largest 2x result: 4096 × 4096 pixels (souk's choice, so that the Lanczos pass and the
 /// encode stay well inside the CPU pool's time cap and the result inside the 10 MB media limit).
 pub const MAX_OUTPUT_PIXELS: u64 = 4096 * 4096;
 /// The largest input, a quarter of [`MAX_OUTPUT_PIXELS`].
 pub const MAX_INPUT_PIXELS: u64 = MAX_OUTPUT_PIXELS / 4;
+/// The largest input the model runs on: 256 × 256 (souk's choice from its cost, measured in a
+/// release build at about 30 µs per input pixel on one core, so about 2 s here, and about 1.3 kB of
+/// f32 intermediates per pixel, so about 85 MB; well inside the CPU pool's 10 s cap on a shared machine).
+pub const MODEL_MAX_PIXELS: u64 = 256 * 256;
 /// JPEG quality of opaque results.
 const JPEG_QUALITY: u8 = 92;
 
@@ -52,10 +61,22 @@ pub fn check_size(width: u32, height: u32) -> Result<(), SuperresError> {
     Ok(())
 }
 
-/// The image at exactly twice its width and height.
+/// The image at exactly twice its width and height: through the model within its pixel budget,
+/// with Lanczos3 past it.
 pub fn upscale_2x(image: &DynamicImage) -> DynamicImage {
     let (width, height) = (image.width() * 2, image.height() * 2);
-    lanczos_2x(image, width, height)
+    if u64::from(image.width()) * u64::from(image.height()) > MODEL_MAX_PIXELS {
+        return lanczos_2x(image, width, height);
+    }
+    let colour = esrgan::upscale_2x(&image.to_rgb8());
+    if !image.color().has_alpha() {
+        return DynamicImage::ImageRgb8(colour);
+    }
+    let mut upscaled = imageops::resize(&image.to_rgba8(), width, height, FilterType::Lanczos3);
+    for (pixel, rgb) in upscaled.pixels_mut().zip(colour.pixels()) {
+        pixel.0[..3].copy_from_slice(&rgb.0);
+    }
+    DynamicImage::ImageRgba8(upscaled)
 }
 
 /// Upscales and encodes an image: the whole of img.superresolution's CPU work.
@@ -115,5 +136,13 @@ mod tests {
         assert_eq!((upscaled.width, upscaled.height, upscaled.content_type), (18, 8, "image/jpeg"));
         assert!(matches!(check_size(2049, 2048), Err(SuperresError::TooLarge(_))));
         assert!(check_size(2048, 2048).is_ok());
+    }
+
+    #[test]
+    fn past_the_model_budget_lanczos3_takes_over() {
+        let image = DynamicImage::ImageRgba8(RgbaImage::from_pixel(257, 256, Rgba([200, 100, 50, 255])));
+        let upscaled = upscale_2x(&image);
+        assert_eq!((upscaled.width(), upscaled.height()), (514, 512));
+        assert_eq!(upscaled.to_rgba8().get_pixel(100, 100).0, [200, 100, 50, 255]);
     }
 }
