@@ -24,7 +24,7 @@ use souk_types::Code;
 
 use crate::context::RequestContext;
 use crate::extract::{call_record, read_limited, QueryPairs, WechatCaller};
-use crate::render;
+use crate::routes::{logged_wechat_json, noted_failure};
 use crate::state::AppState;
 
 /// Room for boundaries, part headers and the small text fields around the `img` part.
@@ -133,11 +133,9 @@ pub async fn scan_qrcode(
     call.appid = Some(caller.app.appid.clone());
     let body = match scan_request(&state, &mut call, &query, request).await {
         Ok(found) => scan_answer(&found),
-        Err(failure) => failure_body(&mut call, &failure, &context),
+        Err(failure) => noted_failure(&mut call, &failure, &context.request_id),
     };
-    call.bytes_out = i64::try_from(body.to_string().len()).unwrap_or(i64::MAX);
-    state.log_call(call, &context).await;
-    render::wechat_json(&body)
+    logged_wechat_json(&state, &context, call, &body).await
 }
 
 async fn scan_request(state: &AppState, call: &mut CallRecord, query: &QueryPairs, request: Request) -> Result<scan::Scan, Failure> {
@@ -194,11 +192,9 @@ pub async fn ai_crop(
     call.appid = Some(caller.app.appid.clone());
     let body = match crop_request(&state, &mut call, &query, request).await {
         Ok((info, crops)) => crop_answer(&info, &crops),
-        Err(failure) => failure_body(&mut call, &failure, &context),
+        Err(failure) => noted_failure(&mut call, &failure, &context.request_id),
     };
-    call.bytes_out = i64::try_from(body.to_string().len()).unwrap_or(i64::MAX);
-    state.log_call(call, &context).await;
-    render::wechat_json(&body)
+    logged_wechat_json(&state, &context, call, &body).await
 }
 
 async fn crop_request(
@@ -279,11 +275,9 @@ pub async fn superresolution(
     call.appid = Some(caller.app.appid.clone());
     let body = match superres_request(&state, &mut call, &caller.app.appid, &query, request).await {
         Ok(media_id) => json!({ "errcode": 0, "errmsg": "ok", "media_id": media_id }),
-        Err(failure) => failure_body(&mut call, &failure, &context),
+        Err(failure) => noted_failure(&mut call, &failure, &context.request_id),
     };
-    call.bytes_out = i64::try_from(body.to_string().len()).unwrap_or(i64::MAX);
-    state.log_call(call, &context).await;
-    render::wechat_json(&body)
+    logged_wechat_json(&state, &context, call, &body).await
 }
 
 async fn superres_request(
@@ -309,10 +303,4 @@ async fn superres_request(
     };
     let record = state.souk.upload_temp_media(appid, IMAGE_TYPE, upload).await?;
     Ok(record.media_id)
-}
-
-fn failure_body(call: &mut CallRecord, failure: &Failure, context: &RequestContext) -> Value {
-    call.errcode = failure.code.errcode();
-    call.message = Some(failure.message());
-    render::wechat_failure_body(failure, &context.request_id)
 }

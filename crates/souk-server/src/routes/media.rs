@@ -16,13 +16,13 @@ use bytes::{Bytes, BytesMut};
 use serde_json::json;
 use souk_builtins::image_input::{self, InputError, InputLimits};
 use souk_core::media::{self as domain, MediaUpload, MAX_IMAGE_BYTES};
-use souk_core::model::CallRecord;
 use souk_core::Failure;
 use souk_types::Code;
 
 use crate::context::RequestContext;
 use crate::extract::{call_record, QueryPairs, WechatCaller};
 use crate::render;
+use crate::routes::{logged_wechat_json, noted_failure};
 use crate::state::AppState;
 
 /// Room for multipart boundaries, part headers and small text fields around the media part.
@@ -60,10 +60,9 @@ pub async fn upload(
             "media_id": record.media_id,
             "created_at": record.created_at_ms / 1000,
         }),
-        Err(failure) => failure_body(&mut call, &failure, &context),
+        Err(failure) => noted_failure(&mut call, &failure, &context.request_id),
     };
-    state.log_call(call, &context).await;
-    render::wechat_json(&body)
+    logged_wechat_json(&state, &context, call, &body).await
 }
 
 /// `GET /cgi-bin/media/get?access_token=&media_id=`: the bytes, or 40007.
@@ -98,16 +97,10 @@ pub async fn get(
             ];
             (headers, Body::from_stream(media.body.stream)).into_response()
         }
-        Err(failure) => render::wechat_json(&failure_body(&mut call, &failure, &context)),
+        Err(failure) => render::wechat_json(&noted_failure(&mut call, &failure, &context.request_id)),
     };
     state.log_call(call, &context).await;
     response
-}
-
-fn failure_body(call: &mut CallRecord, failure: &Failure, context: &RequestContext) -> serde_json::Value {
-    call.errcode = failure.code.errcode();
-    call.message = Some(failure.message());
-    render::wechat_failure_body(failure, &context.request_id)
 }
 
 /// The bytes of the multipart part named `media`. No multipart body, no such part or an empty one is

@@ -5,17 +5,16 @@
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
-use serde_json::{json, Value};
+use serde_json::json;
 use souk_core::jobs::AsyncResult;
 use souk_core::market::{InvokeSuccess, Invoker};
-use souk_core::model::CallRecord;
 use souk_core::Failure;
 use souk_types::market::parse_invoke_request;
 use souk_types::Code;
 
 use crate::context::RequestContext;
 use crate::extract::{call_record, read_limited, WechatCaller};
-use crate::render;
+use crate::routes::{logged_wechat_json, noted_failure};
 use crate::state::AppState;
 
 /// `POST /wxa/servicemarket?access_token=`.
@@ -42,26 +41,12 @@ pub async fn invoke(State(state): State<AppState>, context: RequestContext, Wech
             match answer.outcome {
                 Ok(InvokeSuccess::Data(data)) => json!({ "errcode": 0, "errmsg": "ok", "data": data }),
                 Ok(InvokeSuccess::Accepted) => json!({ "errcode": 0, "errmsg": "ok", "request_id": answer.request_id }),
-                Err(stored) => failure_body(&mut call, &stored.to_failure(), &answer.request_id),
+                Err(stored) => noted_failure(&mut call, &stored.to_failure(), &answer.request_id),
             }
         }
-        Err(failure) => failure_body(&mut call, &failure, &context.request_id),
+        Err(failure) => noted_failure(&mut call, &failure, &context.request_id),
     };
-    answer(&state, &context, call, &body).await
-}
-
-/// The WeChat-style body of a failure, noted in the call record.
-fn failure_body(call: &mut CallRecord, failure: &Failure, request_id: &str) -> Value {
-    call.errcode = failure.code.errcode();
-    call.message = Some(failure.message());
-    render::wechat_failure_body(failure, request_id)
-}
-
-/// Logs the call with the answer's size and answers it.
-async fn answer(state: &AppState, context: &RequestContext, mut call: CallRecord, body: &Value) -> Response {
-    call.bytes_out = i64::try_from(body.to_string().len()).unwrap_or(i64::MAX);
-    state.log_call(call, context).await;
-    render::wechat_json(body)
+    logged_wechat_json(&state, &context, call, &body).await
 }
 
 /// `POST /wxa/servicemarketretrieve?access_token=` with `{request_id}`: 9301015 while the job runs,
@@ -90,11 +75,11 @@ pub async fn retrieve(State(state): State<AppState>, context: RequestContext, We
         Ok((request_id, AsyncResult::Done(data))) => json!({ "errcode": 0, "errmsg": "ok", "data": data, "request_id": request_id }),
         Ok((request_id, AsyncResult::Pending)) => {
             let failure = Failure::new(Code::MarketPending, format!("async job {request_id} is still running"));
-            failure_body(&mut call, &failure, &context.request_id)
+            noted_failure(&mut call, &failure, &context.request_id)
         }
-        Ok((_, AsyncResult::Failed(failure))) | Err(failure) => failure_body(&mut call, &failure, &context.request_id),
+        Ok((_, AsyncResult::Failed(failure))) | Err(failure) => noted_failure(&mut call, &failure, &context.request_id),
     };
-    answer(&state, &context, call, &body).await
+    logged_wechat_json(&state, &context, call, &body).await
 }
 
 /// `{request_id}`: 44002 for an empty body, 47001 for one that is not a JSON object or a
