@@ -249,22 +249,54 @@ fn model() -> &'static Model {
     MODEL.get_or_init(Model::load)
 }
 
-/// The image at twice its width and height, through the model.
+/// The input side of one tile: images up to this on both sides run whole; larger ones run tile by
+/// tile, so that the model's intermediates (about 1.3 kB of f32 per input pixel) stay near 100 MB
+/// whatever the image's size.
+pub const TILE: usize = 256;
+/// Input pixels added around a tile, more than the model's receptive field (11 input pixels, see
+/// the upstream test below), so that the tile's interior is computed from exactly the same inputs,
+/// in the same order, as in one whole run: the tiled result equals the whole one bit for bit.
+pub const TILE_MARGIN: usize = 12;
+
+/// The image at twice its width and height, through the model, tile by tile past [`TILE`].
 pub fn upscale_2x(image: &RgbImage) -> RgbImage {
+    upscale_2x_tiled(image, TILE)
+}
+
+/// [`upscale_2x`] with tiles of `tile` input pixels a side.
+pub fn upscale_2x_tiled(image: &RgbImage, tile: usize) -> RgbImage {
+    let tile = tile.max(1);
     let (width, height) = (image.width() as usize, image.height() as usize);
-    let data = image.as_raw().iter().map(|value| f32::from(*value)).collect();
-    let output = model().run(&Tensor {
-        height,
-        width,
-        channels: 3,
-        data,
-    });
-    RgbImage::from_fn(output.width as u32, output.height as u32, |x, y| {
-        let at = (y as usize * output.width + x as usize) * 3;
-        // Clamped to 0..=255 first, so the cast cannot truncate.
-        let channel = |c: usize| output.data[at + c].round().clamp(0.0, 255.0) as u8;
-        Rgb([channel(0), channel(1), channel(2)])
-    })
+    let mut out = RgbImage::new(image.width() * 2, image.height() * 2);
+    for top in (0..height).step_by(tile) {
+        for left in (0..width).step_by(tile) {
+            let (bottom, right) = ((top + tile).min(height), (left + tile).min(width));
+            // The tile with its margin, clipped to the image (the image's own border is padded
+            // with zeros by the model, exactly as in a whole run).
+            let (y0, x0) = (top.saturating_sub(TILE_MARGIN), left.saturating_sub(TILE_MARGIN));
+            let (y1, x1) = ((bottom + TILE_MARGIN).min(height), (right + TILE_MARGIN).min(width));
+            let mut data = Vec::with_capacity((y1 - y0) * (x1 - x0) * 3);
+            for y in y0..y1 {
+                let row = &image.as_raw()[(y * width + x0) * 3..(y * width + x1) * 3];
+                data.extend(row.iter().map(|value| f32::from(*value)));
+            }
+            let output = model().run(&Tensor {
+                height: y1 - y0,
+                width: x1 - x0,
+                channels: 3,
+                data,
+            });
+            for y in 2 * top..2 * bottom {
+                for x in 2 * left..2 * right {
+                    let at = ((y - 2 * y0) * output.width + (x - 2 * x0)) * 3;
+                    // Clamped to 0..=255 first, so the cast cannot truncate.
+                    let channel = |c: usize| output.data[at + c].round().clamp(0.0, 255.0) as u8;
+                    out.put_pixel(x as u32, y as u32, Rgb([channel(0), channel(1), channel(2)]));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -334,6 +366,17 @@ mod tests {
         let interior = |image: &RgbImage| imageops::crop_imm(image, 24, 24, 48, 48).to_image();
         let fidelity = psnr(&interior(&ours), &interior(&testdata("result")));
         assert!(fidelity > 50.0, "{fidelity:.2} dB from upstream's result");
+    }
+
+    /// Tiles with their margins give exactly the whole run's result, including at the image's
+    /// borders and with ragged last tiles.
+    #[test]
+    fn tiles_equal_the_whole_run() {
+        let image = imageops::crop_imm(&texture(64), 3, 5, 61, 43).to_image();
+        let whole = upscale_2x_tiled(&image, 1024);
+        for tile in [16, 25, 40] {
+            assert!(upscale_2x_tiled(&image, tile) == whole, "tile {tile}");
+        }
     }
 
     /// A downscale → upscale round trip of a textured image. The model is a sharpening one and does

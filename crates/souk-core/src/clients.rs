@@ -53,7 +53,7 @@ fn internal(err: &StoreError) -> Failure {
 }
 
 /// An openid or unionid: `o` and 27 characters, shaped like the platform's.
-fn new_person_id() -> String {
+pub(crate) fn new_person_id() -> String {
     format!("o{}", &ids::new_token()[..27])
 }
 

@@ -10,6 +10,7 @@
 //! [`ratelimit`] and [`cache`] hold short-lived state.
 
 pub mod blob;
+pub mod builtin;
 pub mod cache;
 pub mod calllog;
 pub mod cdn;
@@ -23,8 +24,11 @@ pub mod jobs;
 pub mod maintenance;
 pub mod market;
 pub mod media;
+pub mod messages;
 pub mod model;
+pub mod paid_unionid;
 pub mod provider;
+pub mod push;
 pub mod ratelimit;
 pub mod registry;
 pub mod souk;

@@ -252,7 +252,7 @@ impl Souk {
     /// the trace when a call would fit again.
     async fn check_rate_limits(&self, invoker: &Invoker, api: &CachedApi, trace: &mut InvokeTrace) -> Result<(), Failure> {
         let now_ms = self.now_ms();
-        let app_key = format!("app\n{}", invoker.app.appid);
+        let app_key = app_rate_key(&invoker.app.appid);
         let api_key = format!("api\n{}\n{}\n{}", invoker.app.appid, api.api.service_id, api.api.name);
         let limits = [(&invoker.app.rate_limit, app_key, "app"), (&api.api.rate_limit, api_key, "api")];
         for (limit, key, what) in limits {
@@ -402,6 +402,11 @@ fn charge_failure(invoker: &Invoker, api: &CachedApi, what: &str) -> Failure {
         Code::MarketChargeFailed,
         format!("app {} {what} service {}", invoker.payer.appid, api.api.service_id),
     )
+}
+
+/// The rate limiter's key of an app's own limit, shared by all its calls (market and built-in).
+pub(crate) fn app_rate_key(appid: &str) -> String {
+    format!("app\n{appid}")
 }
 
 /// How long a sync call waits for the provider: the API's timeout, but at most the sync limit even

@@ -36,6 +36,10 @@ pub struct Souk {
     pub(crate) cloud: crate::cloud::CloudGateway,
     /// Mini-program codes, once enabled with [`Souk::with_codes`].
     pub(crate) codes: Option<crate::wxacode::CodeSettings>,
+    /// Customer-service messages' in-process signal (client streams, the push loop).
+    pub(crate) messages: crate::messages::hub::MessageHub,
+    /// The operator's limits on built-in APIs ([`Souk::with_builtin_limits`]).
+    pub(crate) builtin_limits: crate::builtin::BuiltinLimits,
 }
 
 /// An API with its compiled schema, as the hot path needs it.
@@ -78,6 +82,8 @@ impl Souk {
             cdn: None,
             cloud: crate::cloud::CloudGateway::default(),
             codes: None,
+            messages: crate::messages::hub::MessageHub::default(),
+            builtin_limits: crate::builtin::BuiltinLimits::default(),
         }
     }
 

@@ -13,6 +13,8 @@ pub mod cloud;
 pub mod codes;
 pub mod jobs;
 pub mod media;
+pub mod messages;
+pub mod payments;
 
 pub use cdn::CdnFiles;
 pub use clients::Clients;
@@ -20,6 +22,8 @@ pub use cloud::CloudApps;
 pub use codes::CodeQuota;
 pub use jobs::Jobs;
 pub use media::MediaStore;
+pub use messages::Conversations;
+pub use payments::Payments;
 
 use crate::model::{
     Api, App, CallFilter, CallRecord, ForceRefresh, IdempotencyRecord, LedgerEntry, Package, PackageFilter, ReserveOutcome, ReserveRequest,
@@ -157,7 +161,21 @@ pub trait CallLog: Send + Sync {
 /// Everything durable, as one object.
 #[async_trait]
 pub trait DurableStore:
-    Registry + Tokens + Ledger + Jobs + CdnFiles + MediaStore + CodeQuota + Clients + CloudApps + CallLog + Send + Sync + 'static
+    Registry
+    + Tokens
+    + Ledger
+    + Jobs
+    + CdnFiles
+    + MediaStore
+    + CodeQuota
+    + Clients
+    + CloudApps
+    + Conversations
+    + Payments
+    + CallLog
+    + Send
+    + Sync
+    + 'static
 {
     /// Whether the store answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 const ALLOW_METHODS: &str = "GET, POST, OPTIONS";
-const ALLOW_HEADERS: &str = "authorization, content-type";
+const ALLOW_HEADERS: &str = "authorization, content-type, last-event-id";
 const EXPOSE_HEADERS: &str = "x-request-id, retry-after, ratelimit-reset, ratelimit-remaining";
 
 /// Middleware for `/souk/v1/client/...`.

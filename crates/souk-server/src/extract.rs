@@ -93,6 +93,8 @@ pub fn route_of(path: &str) -> &str {
         "/souk/v1/client/servicemarket/async-result" => "client_async_result",
         "/souk/v1/client/cdn" => "client_cdn",
         "/souk/v1/client/authorize" => "client_authorize",
+        "/souk/v1/client/messages" => "client_messages",
+        "/souk/v1/client/messages/stream" => "client_messages_stream",
         "/souk/v1/client/cloud/http-request" | "/souk/v1/cloud/http-request" => "cloud_http_request",
         _ if path.starts_with("/souk/v1/mtop/") => "cloud_mtop",
         _ => path.rsplit('/').next().unwrap_or(path),

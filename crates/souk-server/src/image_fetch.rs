@@ -51,6 +51,13 @@ impl ImageFetcher {
         })
     }
 
+    /// The same fetcher with another deadline over one whole fetch.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
     /// The bytes at `url`, or 101000 saying why not (never echoing the URL).
     pub async fn fetch(&self, url: &str) -> Result<Bytes, Failure> {
         let url = Url::parse(url).map_err(|_| invalid("img_url is not a URL"))?;

@@ -24,7 +24,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 
-pub use state::{AppState, ServerSettings};
+pub use state::{AppState, BuiltinSettings, ServerSettings};
 
 /// The client API: sessions minted by app servers, and the calls pages make with them (CORS on).
 fn client_routes() -> Router<AppState> {
@@ -33,6 +33,8 @@ fn client_routes() -> Router<AppState> {
         .route("/servicemarket/async-result", post(routes::client::async_result))
         .route("/cdn", post(routes::client::cdn))
         .route("/authorize", post(routes::client::authorize))
+        .route("/messages", get(routes::messages::history).post(routes::messages::post_message))
+        .route("/messages/stream", get(routes::messages::stream))
         .route("/cloud/http-request", post(routes::cloud::client_http_request))
         .layer(axum::middleware::from_fn(cors::client_cors));
     Router::new()
@@ -69,6 +71,18 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/wxa/servicemarketretrieve",
             post(routes::service_market::retrieve).fallback(routes::require_post),
+        )
+        .route(
+            "/cgi-bin/message/custom/send",
+            post(routes::messages::custom_send).fallback(routes::require_post),
+        )
+        .route(
+            "/cgi-bin/message/custom/typing",
+            post(routes::messages::typing).fallback(routes::require_post),
+        )
+        .route(
+            "/wxa/getpaidunionid",
+            get(routes::paid_unionid::get_paid_unionid).fallback(routes::require_get),
         )
         .route("/cgi-bin/media/upload", post(routes::media::upload).fallback(routes::require_post))
         .route("/cgi-bin/media/get", get(routes::media::get).fallback(routes::require_get))

@@ -107,7 +107,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
         return Err(format!("no PNG/JPEG images in {}", dir.display()));
     }
     eprintln!("warming up the model (weights are loaded on first use)");
-    souk_builtins::superres::upscale_2x(&DynamicImage::new_rgb8(8, 8));
+    souk_builtins::superres::upscale_2x(&DynamicImage::new_rgb8(8, 8), u64::MAX);
 
     let mut rows: Vec<(String, usize, [Score; 3])> = Vec::new();
     for path in &images {
@@ -219,7 +219,7 @@ fn measure(crop: &RgbImage, scores: &mut [Score; 3]) {
     for (method, score) in scores.iter_mut().enumerate() {
         let started = Instant::now();
         let upscaled = match method {
-            0 => souk_builtins::superres::upscale_2x(&DynamicImage::ImageRgb8(low.clone())).to_rgb8(),
+            0 => souk_builtins::superres::upscale_2x(&DynamicImage::ImageRgb8(low.clone()), u64::MAX).to_rgb8(),
             1 => imageops::resize(&low, width, height, FilterType::CatmullRom),
             _ => imageops::resize(&low, width, height, FilterType::Lanczos3),
         };

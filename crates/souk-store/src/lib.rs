@@ -18,6 +18,7 @@ mod code_rows;
 mod error;
 mod job_rows;
 mod media_rows;
+mod message_rows;
 mod postgres;
 mod rows;
 mod shared;

@@ -80,6 +80,12 @@ store_cases! {
     codes_count_and_get => sqlite_codes_count_and_get, postgres_codes_count_and_get;
     codes_limit => sqlite_codes_limit, postgres_codes_limit;
     codes_limit_race => sqlite_codes_limit_race, postgres_codes_limit_race;
+    messages_append_and_list => sqlite_messages_append_and_list, postgres_messages_append_and_list;
+    messages_reply_rules => sqlite_messages_reply_rules, postgres_messages_reply_rules;
+    messages_reply_limit_race => sqlite_messages_reply_limit_race, postgres_messages_reply_limit_race;
+    messages_typing => sqlite_messages_typing, postgres_messages_typing;
+    messages_push_outbox => sqlite_messages_push_outbox, postgres_messages_push_outbox;
+    payments_record_and_find => sqlite_payments_record_and_find, postgres_payments_record_and_find;
 }
 
 url_cases! {

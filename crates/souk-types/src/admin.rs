@@ -361,6 +361,60 @@ pub struct GrantView {
     pub created_at: i64,
 }
 
+/// `POST payments`: the operator's payment system reports that a user paid an app (for
+/// getPaidUnionId). Either `transaction_id` or both `mch_id` and `out_trade_no` name the order;
+/// reporting the same order again changes nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPayment {
+    /// The app paid.
+    pub appid: String,
+    /// The payer's openid in that app.
+    pub openid: String,
+    /// The payment's transaction id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<String>,
+    /// The merchant id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mch_id: Option<String>,
+    /// The merchant's order number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_trade_no: Option<String>,
+    /// The amount, in the smallest unit of the currency (fen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
+    /// Unix seconds of the payment; default now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_at: Option<i64>,
+}
+
+/// A payment as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentView {
+    /// souk's id of the payment.
+    pub payment_id: String,
+    /// The app paid.
+    pub appid: String,
+    /// The payer's openid.
+    pub openid: String,
+    /// The transaction id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<String>,
+    /// The merchant id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mch_id: Option<String>,
+    /// The merchant's order number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_trade_no: Option<String>,
+    /// The amount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<i64>,
+    /// Unix seconds of the payment.
+    pub paid_at: i64,
+    /// Unix seconds of the report.
+    pub created_at: i64,
+}
+
 /// `POST cloud-apps`: an external service of an app for the cloud gateway (`cloud-gateway.md` §1).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

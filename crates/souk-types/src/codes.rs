@@ -86,6 +86,8 @@ code_table! {
     AppSecretMissing => { errcode: 41004, client: -1, http: 400, msg: "appsecret missing" },
     /// A daily quota is used up (stable token force refreshes: 20 a day).
     DailyQuotaReached => { errcode: 45009, client: -11, http: 429, msg: "reach max api daily quota limit" },
+    /// A built-in API's rate limit (the app's own, or the operator's per-API one) is used up.
+    ApiMinuteQuota => { errcode: 45011, client: -11, http: 429, msg: "api minute-quota reach limit" },
 
     /// Service market: a missing or malformed field, `data` failing the API's schema, a wrong `async`.
     MarketBadInput => { errcode: 9301001, client: -1, http: 400, msg: "invalid parameter" },
@@ -157,6 +159,32 @@ code_table! {
     ImageRatiosInvalid => { errcode: 40097, client: -1, http: 400, msg: "invalid args" },
     /// Image APIs: the CPU pool had no free worker in time, or the work ran past its time cap.
     CpuBusy => { errcode: -1, client: -2, http: 503, msg: "system busy, retry later" },
+
+    /// Customer-service messages: `touser` (or `openid`) is not a user of the app.
+    InvalidOpenid => { errcode: 40003, client: -1, http: 404, msg: "invalid openid" },
+    /// Customer-service messages: `msgtype` is missing or not one souk sends (`text`, `image`, `link`,
+    /// `miniprogrampage`; the user side also `event`).
+    MessageTypeInvalid => { errcode: 40008, client: -1, http: 400, msg: "invalid message type" },
+    /// Customer-service messages: the text is empty.
+    MessageContentEmpty => { errcode: 44004, client: -1, http: 400, msg: "empty content" },
+    /// Customer-service messages: the text (or a title, description or URL) is longer than its limit.
+    MessageContentTooLong => { errcode: 45002, client: -1, http: 400, msg: "content size out of limit" },
+    /// Customer-service messages: `pagepath` is not a registered page of the app.
+    MessagePagepathInvalid => { errcode: 40165, client: -1, http: 400, msg: "invalid weapp pagepath" },
+    /// Customer-service messages: the user never wrote, or wrote last more than 48 h ago.
+    MessageOutOfTime => { errcode: 45015, client: -1, http: 403, msg: "response out of time limit or subscription is canceled" },
+    /// Customer-service messages: 5 replies were sent since the user's last message.
+    MessageReplyLimit => { errcode: 45047, client: -11, http: 429, msg: "out of response count limit" },
+    /// Typing: `command` is not `Typing` or `CancelTyping`.
+    TypingCommandInvalid => { errcode: 45072, client: -1, http: 400, msg: "command invalid" },
+    /// Typing: no message went either way between the app and the user in the last 30 s.
+    TypingNoRecentExchange => { errcode: 45080, client: -1, http: 403, msg: "has not sent message to user in 30 seconds" },
+    /// Typing: the app is already typing to this user.
+    TypingAlready => { errcode: 45081, client: -1, http: 409, msg: "already typing" },
+    /// getPaidUnionId: the app is not bound to an open account.
+    OpenAccountMissing => { errcode: 89002, client: -1, http: 400, msg: "open not exists" },
+    /// getPaidUnionId: no such order, it is another user's, or it was paid more than 5 minutes ago.
+    PaidOrderInvalid => { errcode: 89300, client: -1, http: 404, msg: "invalid trade" },
 
     /// Client API: no `Authorization: Bearer <session>`.
     ClientSessionMissing => { errcode: 41001, client: -1, http: 401, msg: "client session missing" },

@@ -8,6 +8,7 @@
 //! - [`codes`]: every public code (server errcode, client errCode, HTTP status, message).
 //! - [`sign`]: the Taobao/Qimen-style signature (`cloud-gateway.md` §3) and the provider timestamp.
 //! - [`market`]: `/wxa/servicemarket` request parsing and the provider envelope.
+//! - [`message`]: customer-service messages (`custom/send`, `custom/typing`, the user's `messages`).
 //! - [`cloud`]: the external-HTTP gateway's request (door and MTOP shapes) and origin normalisation.
 //! - [`token`]: access-token answers.
 //! - [`admin`]: the admin API's request and answer bodies.
@@ -17,6 +18,7 @@ pub mod client;
 pub mod cloud;
 pub mod codes;
 pub mod market;
+pub mod message;
 pub mod sign;
 pub mod token;
 

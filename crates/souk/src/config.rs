@@ -56,6 +56,9 @@ pub struct FileConfig {
     /// Async jobs.
     #[serde(default)]
     pub jobs: JobsSection,
+    /// The built-in APIs (codes, image APIs, temp media).
+    #[serde(default)]
+    pub builtins: BuiltinsSection,
 }
 
 /// A section holding one URL.
@@ -100,6 +103,45 @@ pub struct JobsSection {
     pub workers: Option<u64>,
 }
 
+/// `[builtins]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuiltinsSection {
+    /// Image jobs (decode, scan, crop, upscale, code drawing) run at once; default: the cores.
+    pub cpu_workers: Option<u64>,
+    /// How long a job waits for a free worker before the call answers "system busy".
+    pub cpu_queue_wait_ms: Option<u64>,
+    /// How long a caller waits for a running job before it answers "system busy".
+    pub cpu_run_ms: Option<u64>,
+    /// The deadline of one `img_url` fetch.
+    pub fetch_timeout_ms: Option<u64>,
+    /// The most pixels an input image may have.
+    pub image_max_pixels: Option<u64>,
+    /// The largest input img.superresolution runs its model on (0: Lanczos3 always).
+    pub superres_model_max_pixels: Option<u64>,
+    /// Rate limits per built-in API and calling app, by the API's name (`img.superresolution`, ...).
+    pub rate_limits: Option<std::collections::BTreeMap<String, souk_types::admin::RateLimit>>,
+}
+
+/// The built-in APIs' settings, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuiltinsConfig {
+    /// Image jobs at once.
+    pub cpu_workers: u64,
+    /// Queue wait, in ms.
+    pub cpu_queue_wait_ms: u64,
+    /// Run time cap, in ms.
+    pub cpu_run_ms: u64,
+    /// `img_url` fetch deadline, in ms.
+    pub fetch_timeout_ms: u64,
+    /// Input pixel cap.
+    pub image_max_pixels: u64,
+    /// The model's input budget, in pixels.
+    pub superres_model_max_pixels: u64,
+    /// Rate limits by API name.
+    pub rate_limits: std::collections::BTreeMap<String, souk_types::admin::RateLimit>,
+}
+
 /// Values given on the command line (highest precedence).
 #[derive(Debug, Clone, Default)]
 pub struct FlagConfig {
@@ -142,6 +184,8 @@ pub struct Config {
     pub cdn_ttl_secs: u64,
     /// Async jobs run at once.
     pub job_workers: u64,
+    /// The built-in APIs.
+    pub builtins: BuiltinsConfig,
 }
 
 /// A configuration that cannot be used, with the reason.
@@ -237,6 +281,7 @@ impl Config {
             Some(text) => parse_number("SOUK_JOB_WORKERS", &text)?,
             None => file.jobs.workers.unwrap_or(souk_core::jobs::DEFAULT_WORKERS as u64),
         };
+        let builtins = layer_builtins(file.builtins)?;
         let config = Config {
             listen,
             data_dir,
@@ -251,6 +296,7 @@ impl Config {
             cdn_max_bytes,
             cdn_ttl_secs,
             job_workers,
+            builtins,
         };
         config.validate()?;
         Ok(config)
@@ -295,7 +341,7 @@ impl Config {
         if !(1..=1024).contains(&self.job_workers) {
             return Err(ConfigError("jobs.workers must be 1 to 1024".to_owned()));
         }
-        Ok(())
+        self.builtins.validate()
     }
 
     /// The configuration as TOML with secrets redacted (for `--check-config` and logs).
@@ -332,8 +378,87 @@ impl Config {
             jobs: JobsSection {
                 workers: Some(self.job_workers),
             },
+            builtins: BuiltinsSection {
+                cpu_workers: Some(self.builtins.cpu_workers),
+                cpu_queue_wait_ms: Some(self.builtins.cpu_queue_wait_ms),
+                cpu_run_ms: Some(self.builtins.cpu_run_ms),
+                fetch_timeout_ms: Some(self.builtins.fetch_timeout_ms),
+                image_max_pixels: Some(self.builtins.image_max_pixels),
+                superres_model_max_pixels: Some(self.builtins.superres_model_max_pixels),
+                rate_limits: Some(self.builtins.rate_limits.clone()).filter(|limits| !limits.is_empty()),
+            },
         };
         toml::to_string(&file).unwrap_or_default()
+    }
+}
+
+/// One number of `[builtins]`: its `SOUK_*` variable, then the file, then the default.
+fn builtin_number(env_name: &str, file: Option<u64>, default: u64) -> Result<u64, ConfigError> {
+    match env(env_name) {
+        Some(text) => parse_number(env_name, &text),
+        None => Ok(file.unwrap_or(default)),
+    }
+}
+
+fn layer_builtins(file: BuiltinsSection) -> Result<BuiltinsConfig, ConfigError> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get) as u64;
+    Ok(BuiltinsConfig {
+        cpu_workers: builtin_number("SOUK_CPU_WORKERS", file.cpu_workers, cores)?,
+        cpu_queue_wait_ms: builtin_number("SOUK_CPU_QUEUE_WAIT_MS", file.cpu_queue_wait_ms, 2_000)?,
+        cpu_run_ms: builtin_number("SOUK_CPU_RUN_MS", file.cpu_run_ms, 10_000)?,
+        fetch_timeout_ms: builtin_number("SOUK_FETCH_TIMEOUT_MS", file.fetch_timeout_ms, 10_000)?,
+        image_max_pixels: builtin_number(
+            "SOUK_IMAGE_MAX_PIXELS",
+            file.image_max_pixels,
+            souk_builtins::image_input::MAX_PIXELS,
+        )?,
+        superres_model_max_pixels: builtin_number(
+            "SOUK_SUPERRES_MODEL_MAX_PIXELS",
+            file.superres_model_max_pixels,
+            souk_builtins::superres::DEFAULT_MODEL_MAX_PIXELS,
+        )?,
+        rate_limits: file.rate_limits.unwrap_or_default(),
+    })
+}
+
+impl BuiltinsConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bounded = |name: &str, value: u64, range: std::ops::RangeInclusive<u64>| {
+            if range.contains(&value) {
+                Ok(())
+            } else {
+                Err(ConfigError(format!(
+                    "builtins.{name} must be {} to {}, not {value}",
+                    range.start(),
+                    range.end()
+                )))
+            }
+        };
+        bounded("cpu_workers", self.cpu_workers, 1..=256)?;
+        bounded("cpu_queue_wait_ms", self.cpu_queue_wait_ms, 0..=60_000)?;
+        bounded("cpu_run_ms", self.cpu_run_ms, 100..=600_000)?;
+        bounded("fetch_timeout_ms", self.fetch_timeout_ms, 100..=60_000)?;
+        bounded("image_max_pixels", self.image_max_pixels, 1..=100_000_000)?;
+        bounded(
+            "superres_model_max_pixels",
+            self.superres_model_max_pixels,
+            0..=souk_builtins::superres::MAX_INPUT_PIXELS,
+        )?;
+        for (name, limit) in &self.rate_limits {
+            if souk_core::builtin::BuiltinApi::from_name(name).is_none() {
+                let known: Vec<&str> = souk_core::builtin::BuiltinApi::ALL.iter().map(|api| api.name()).collect();
+                return Err(ConfigError(format!(
+                    "builtins.rate_limits has an unknown api {name:?}; known: {}",
+                    known.join(", ")
+                )));
+            }
+            if !(limit.per_second.is_finite() && limit.per_second > 0.0) || limit.burst == 0 {
+                return Err(ConfigError(format!(
+                    "builtins.rate_limits.{name:?} needs per_second > 0 and burst >= 1"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -428,5 +553,33 @@ mod tests {
             assert!(Config::layer(file, &FlagConfig::default()).is_err(), "{bad}");
         }
         assert!(toml::from_str::<FileConfig>("[jobs]\nthreads = 1").is_err());
+    }
+
+    #[test]
+    fn builtin_settings_have_defaults_bounds_and_known_names() {
+        let config = Config::layer(FileConfig::default(), &FlagConfig::default()).unwrap();
+        assert_eq!(config.builtins.cpu_run_ms, 10_000);
+        assert_eq!(config.builtins.superres_model_max_pixels, 384 * 384);
+        assert!(config.builtins.rate_limits.is_empty());
+        let text = "[builtins]\ncpu_workers = 3\nsuperres_model_max_pixels = 0\n\
+                    [builtins.rate_limits.\"img.superresolution\"]\nper_second = 0.5\nburst = 2\n";
+        let config = Config::layer(toml::from_str(text).unwrap(), &FlagConfig::default()).unwrap();
+        assert_eq!((config.builtins.cpu_workers, config.builtins.superres_model_max_pixels), (3, 0));
+        assert_eq!(config.builtins.rate_limits["img.superresolution"].burst, 2);
+        let shown = config.redacted();
+        let again = Config::layer(toml::from_str(&shown).unwrap(), &FlagConfig::default()).unwrap();
+        assert_eq!(again.builtins, config.builtins, "{shown}");
+        for bad in [
+            "[builtins]\ncpu_workers = 0",
+            "[builtins]\ncpu_run_ms = 1",
+            "[builtins]\nimage_max_pixels = 0",
+            "[builtins]\nsuperres_model_max_pixels = 99999999",
+            "[builtins.rate_limits.\"img.scanqrcode\"]\nper_second = 1\nburst = 1",
+            "[builtins.rate_limits.\"img.aiCrop\"]\nper_second = 0\nburst = 1",
+            "[builtins]\nthreads = 1",
+        ] {
+            let refused = toml::from_str::<FileConfig>(bad).map_or(true, |file| Config::layer(file, &FlagConfig::default()).is_err());
+            assert!(refused, "{bad}");
+        }
     }
 }

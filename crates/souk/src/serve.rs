@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rand::Rng;
 use souk_core::calllog::CallLogWriter;
@@ -46,7 +47,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
         .with_cdn(cdn_settings(&config), blobs)
         .with_cloud_transport(Arc::new(cloud_transport))
         .with_secret_key(secret_key.as_bytes())
-        .with_codes(souk_core::wxacode::CodeSettings::new(config.public_url.clone())),
+        .with_codes(souk_core::wxacode::CodeSettings::new(config.public_url.clone()))
+        .with_builtin_limits(builtin_limits(&config)),
     );
     let housekeeping = tokio::spawn(housekeeping(souk.clone()));
     // Async jobs: pending ones left by an earlier run are claimed as soon as their leases lapse.
@@ -58,7 +60,10 @@ pub async fn serve(config: Config) -> Result<(), String> {
         admin_token,
         max_body_bytes: config.max_body_bytes,
     };
-    let router = souk_server::app(AppState::new(souk.clone(), settings).with_image_fetch(config.fetch_allow_private));
+    let state = AppState::new(souk.clone(), settings)
+        .with_builtins(builtin_settings(&config))
+        .with_image_fetch(config.fetch_allow_private);
+    let router = souk_server::app(state);
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -170,4 +175,31 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
+}
+
+/// The built-in APIs' HTTP-side settings from `[builtins]`.
+fn builtin_settings(config: &Config) -> souk_server::BuiltinSettings {
+    let builtins = &config.builtins;
+    souk_server::BuiltinSettings {
+        pool: souk_builtins::pool::PoolLimits {
+            workers: usize::try_from(builtins.cpu_workers).unwrap_or(1),
+            queue_wait: Duration::from_millis(builtins.cpu_queue_wait_ms),
+            run_time: Duration::from_millis(builtins.cpu_run_ms),
+        },
+        fetch_timeout: Duration::from_millis(builtins.fetch_timeout_ms),
+        image_max_pixels: builtins.image_max_pixels,
+        superres_model_max_pixels: builtins.superres_model_max_pixels,
+    }
+}
+
+/// The operator's rate limits on built-in APIs (names checked when the config was loaded).
+fn builtin_limits(config: &Config) -> souk_core::builtin::BuiltinLimits {
+    config
+        .builtins
+        .rate_limits
+        .iter()
+        .filter_map(|(name, limit)| Some((souk_core::builtin::BuiltinApi::from_name(name)?, *limit)))
+        .fold(souk_core::builtin::BuiltinLimits::new(), |limits, (api, limit)| {
+            limits.with(api, limit)
+        })
 }

@@ -75,10 +75,16 @@ impl Souk {
 
     /// Starts the bounded worker pool: at most `settings.workers` jobs run at once; an idle pool
     /// polls every `settings.poll_interval` and wakes at once when this process accepts a job.
-    /// Aborting the returned task stops claiming; jobs in flight finish or lose their lease.
+    /// Aborting the returned task stops claiming; jobs in flight finish or lose their lease. The
+    /// customer-service message push loop ([`crate::messages::push`]) runs in the same task.
     pub fn start_job_workers(self: &Arc<Self>, settings: JobWorkerSettings) -> tokio::task::JoinHandle<()> {
         let souk = self.clone();
-        tokio::spawn(async move { souk.job_pool(settings).await })
+        let poll = settings.poll_interval;
+        // The customer-service message push loop runs beside the pool and stops with it.
+        tokio::spawn(async move {
+            let pushes = souk.message_push_loop(poll);
+            tokio::join!(souk.clone().job_pool(settings), pushes);
+        })
     }
 
     async fn job_pool(self: Arc<Self>, settings: JobWorkerSettings) {

@@ -7,6 +7,7 @@ mod cloud_apps;
 mod grants;
 mod jobs;
 mod packages;
+mod payments;
 mod services;
 mod views;
 
@@ -58,6 +59,7 @@ pub const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("GET", "/cloud-apps/{cloud_app_id}"),
     ("PATCH", "/cloud-apps/{cloud_app_id}"),
     ("POST", "/cloud-apps/{cloud_app_id}/secret"),
+    ("POST", "/payments"),
 ];
 
 /// The admin router, to be nested under `/souk/v1/admin`.
@@ -84,6 +86,7 @@ pub fn admin_routes() -> Router<AppState> {
         .route("/cloud-apps", get(cloud_apps::list).post(cloud_apps::create))
         .route("/cloud-apps/{cloud_app_id}", get(cloud_apps::show).patch(cloud_apps::update))
         .route("/cloud-apps/{cloud_app_id}/secret", post(cloud_apps::rotate_secret))
+        .route("/payments", post(payments::create))
         .fallback(admin_not_found)
 }
 

@@ -19,14 +19,14 @@ use crate::render;
 use crate::routes::cdn::{upload_from_request, UploadAnswer};
 use crate::state::AppState;
 
-async fn body_bytes(state: &AppState, body: Body, call: &mut CallRecord) -> Result<axum::body::Bytes, Failure> {
+pub(crate) async fn body_bytes(state: &AppState, body: Body, call: &mut CallRecord) -> Result<axum::body::Bytes, Failure> {
     let bytes = read_limited(body, state.settings.max_body_bytes).await?;
     call.bytes_in = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
     Ok(bytes)
 }
 
 /// Logs the call and answers `result` (a JSON body for 200) or its failure.
-async fn finish(
+pub(crate) async fn finish(
     state: &AppState,
     context: &RequestContext,
     mut call: CallRecord,

@@ -17,7 +17,9 @@ use souk_builtins::crop;
 use souk_builtins::image_input::{self, ImageInfo, InputLimits, MAX_INPUT_BYTES};
 use souk_builtins::scan::{self, Corners, Pixel};
 use souk_builtins::superres;
+use souk_core::builtin::BuiltinApi;
 use souk_core::media::{MediaUpload, IMAGE_TYPE};
+use souk_core::model::App;
 use souk_core::model::CallRecord;
 use souk_core::Failure;
 use souk_types::Code;
@@ -68,9 +70,13 @@ pub(crate) async fn read_image_input(state: &AppState, query: &QueryPairs, reque
 
 /// Decodes an input with the `/cv/img/*` limits on the CPU pool: 101002 if it is not an image.
 pub(crate) async fn decode_image(state: &AppState, bytes: Bytes) -> Result<(ImageInfo, DynamicImage), Failure> {
+    let limits = InputLimits {
+        max_pixels: state.builtins.image_max_pixels,
+        ..InputLimits::default()
+    };
     state
         .cpu
-        .run(move || image_input::decode(&bytes, &InputLimits::default()))
+        .run(move || image_input::decode(&bytes, &limits))
         .await
         .map_err(|err| Failure::new(Code::CpuBusy, err.to_string()))?
         .map_err(|err| Failure::new(Code::ImageDataInvalid, err.to_string()))
@@ -131,14 +137,21 @@ pub async fn scan_qrcode(
 ) -> Response {
     let mut call = call_record(&context, "qrcode");
     call.appid = Some(caller.app.appid.clone());
-    let body = match scan_request(&state, &mut call, &query, request).await {
+    let body = match scan_request(&state, &mut call, &caller.app, &query, request).await {
         Ok(found) => scan_answer(&found),
         Err(failure) => noted_failure(&mut call, &failure, &context.request_id),
     };
     logged_wechat_json(&state, &context, call, &body).await
 }
 
-async fn scan_request(state: &AppState, call: &mut CallRecord, query: &QueryPairs, request: Request) -> Result<scan::Scan, Failure> {
+async fn scan_request(
+    state: &AppState,
+    call: &mut CallRecord,
+    app: &App,
+    query: &QueryPairs,
+    request: Request,
+) -> Result<scan::Scan, Failure> {
+    state.souk.admit_builtin(app, BuiltinApi::ScanQrCode, call).await?;
     let input = read_image_input(state, query, request).await?;
     call.bytes_in = i64::try_from(input.bytes.len()).unwrap_or(i64::MAX);
     let (_, image) = decode_image(state, input.bytes).await?;
@@ -190,7 +203,7 @@ pub async fn ai_crop(
 ) -> Response {
     let mut call = call_record(&context, "aicrop");
     call.appid = Some(caller.app.appid.clone());
-    let body = match crop_request(&state, &mut call, &query, request).await {
+    let body = match crop_request(&state, &mut call, &caller.app, &query, request).await {
         Ok((info, crops)) => crop_answer(&info, &crops),
         Err(failure) => noted_failure(&mut call, &failure, &context.request_id),
     };
@@ -200,9 +213,11 @@ pub async fn ai_crop(
 async fn crop_request(
     state: &AppState,
     call: &mut CallRecord,
+    app: &App,
     query: &QueryPairs,
     request: Request,
 ) -> Result<(ImageInfo, Vec<crop::Crop>), Failure> {
+    state.souk.admit_builtin(app, BuiltinApi::AiCrop, call).await?;
     let (request, form) = take_urlencoded_form(request).await?;
     let input = read_image_input(state, query, request).await?;
     call.bytes_in = i64::try_from(input.bytes.len()).unwrap_or(i64::MAX);
@@ -273,7 +288,7 @@ pub async fn superresolution(
 ) -> Response {
     let mut call = call_record(&context, "superresolution");
     call.appid = Some(caller.app.appid.clone());
-    let body = match superres_request(&state, &mut call, &caller.app.appid, &query, request).await {
+    let body = match superres_request(&state, &mut call, &caller.app, &query, request).await {
         Ok(media_id) => json!({ "errcode": 0, "errmsg": "ok", "media_id": media_id }),
         Err(failure) => noted_failure(&mut call, &failure, &context.request_id),
     };
@@ -283,17 +298,19 @@ pub async fn superresolution(
 async fn superres_request(
     state: &AppState,
     call: &mut CallRecord,
-    appid: &str,
+    app: &App,
     query: &QueryPairs,
     request: Request,
 ) -> Result<String, Failure> {
+    state.souk.admit_builtin(app, BuiltinApi::SuperResolution, call).await?;
     let input = read_image_input(state, query, request).await?;
     call.bytes_in = i64::try_from(input.bytes.len()).unwrap_or(i64::MAX);
     let (info, image) = decode_image(state, input.bytes).await?;
     superres::check_size(info.width, info.height).map_err(|err| Failure::new(Code::ImageDataInvalid, err.to_string()))?;
+    let model_max_pixels = state.builtins.superres_model_max_pixels;
     let upscaled = state
         .cpu
-        .run(move || superres::superresolve(&image))
+        .run(move || superres::superresolve(&image, model_max_pixels))
         .await
         .map_err(|err| Failure::new(Code::CpuBusy, err.to_string()))?
         .map_err(|err| Failure::new(Code::ImageDataInvalid, err.to_string()))?;
@@ -301,6 +318,6 @@ async fn superres_request(
         bytes: Bytes::from(upscaled.bytes),
         content_type: upscaled.content_type,
     };
-    let record = state.souk.upload_temp_media(appid, IMAGE_TYPE, upload).await?;
+    let record = state.souk.upload_temp_media(&app.appid, IMAGE_TYPE, upload).await?;
     Ok(record.media_id)
 }

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use serde_json::json;
 use souk_builtins::image_input::{self, InputError, InputLimits};
+use souk_core::builtin::BuiltinApi;
 use souk_core::media::{self as domain, MediaUpload, MAX_IMAGE_BYTES};
 use souk_core::Failure;
 use souk_types::Code;
@@ -39,19 +40,15 @@ pub async fn upload(
     let mut call = call_record(&context, "upload");
     call.appid = Some(caller.app.appid.clone());
     let media_type = query.get("type").unwrap_or_default();
-    let uploaded = match domain::check_media_type(media_type) {
-        Ok(()) => match read_media_part(request).await {
-            Ok(bytes) => {
-                call.bytes_in = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
-                match sniff(&state, bytes).await {
-                    Ok(upload) => state.souk.upload_temp_media(&caller.app.appid, media_type, upload).await,
-                    Err(failure) => Err(failure),
-                }
-            }
-            Err(failure) => Err(failure),
-        },
-        Err(failure) => Err(failure),
-    };
+    let uploaded = async {
+        state.souk.admit_builtin(&caller.app, BuiltinApi::UploadMedia, &mut call).await?;
+        domain::check_media_type(media_type)?;
+        let bytes = read_media_part(request).await?;
+        call.bytes_in = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
+        let upload = sniff(&state, bytes).await?;
+        state.souk.upload_temp_media(&caller.app.appid, media_type, upload).await
+    }
+    .await;
     let body = match uploaded {
         Ok(record) => json!({
             "errcode": 0,
@@ -75,7 +72,11 @@ pub async fn get(
     let mut call = call_record(&context, "get");
     call.appid = Some(caller.app.appid.clone());
     let media_id = query.get("media_id").unwrap_or_default();
-    let response = match state.souk.open_temp_media(&caller.app.appid, media_id).await {
+    let opened = match state.souk.admit_builtin(&caller.app, BuiltinApi::GetMedia, &mut call).await {
+        Ok(()) => state.souk.open_temp_media(&caller.app.appid, media_id).await,
+        Err(failure) => Err(failure),
+    };
+    let response = match opened {
         Ok(media) => {
             call.bytes_out = media.record.size;
             let content_type = HeaderValue::from_str(&media.record.content_type).unwrap_or_else(|_| HeaderValue::from_static("image/jpeg"));
@@ -152,7 +153,10 @@ async fn read_media_part(request: Request) -> Result<Bytes, Failure> {
 
 /// Sniffs the upload's format from its content (header only, on the CPU pool): not an image is 40005.
 async fn sniff(state: &AppState, bytes: Bytes) -> Result<MediaUpload, Failure> {
-    let limits = InputLimits::with_max_bytes(MAX_IMAGE_BYTES);
+    let limits = InputLimits {
+        max_pixels: state.builtins.image_max_pixels,
+        ..InputLimits::with_max_bytes(MAX_IMAGE_BYTES)
+    };
     let probe_bytes = bytes.clone();
     let probed = state
         .cpu

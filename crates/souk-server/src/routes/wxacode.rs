@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use souk_builtins::wxacode::{render_code, CodeStyle, Rgb};
+use souk_core::builtin::BuiltinApi;
 use souk_core::store::codes::CodeRecord;
 use souk_core::tokens::Caller;
 use souk_core::wxacode::rules::CodeKind;
@@ -48,7 +49,13 @@ async fn answer_code(
 ) -> Response {
     let mut call = call_record(&context, route);
     call.appid = Some(caller.app.appid.clone());
+    let api = match kind {
+        CodeKind::QrCode => BuiltinApi::CreateQrCode,
+        CodeKind::Get => BuiltinApi::GetCode,
+        CodeKind::Unlimited => BuiltinApi::GetUnlimitedCode,
+    };
     let drawn = async {
+        state.souk.admit_builtin(&caller.app, api, &mut call).await?;
         let body = read_limited(body, state.settings.max_body_bytes).await?;
         let issued = state.souk.issue_code(&caller.app, kind, &body).await?;
         draw(&state, issued).await

@@ -5,6 +5,7 @@
 mod common;
 
 mod admin;
+mod builtins;
 mod cdn;
 mod client;
 mod cloud;
@@ -12,6 +13,8 @@ mod crop;
 mod jobs;
 mod market;
 mod media;
+mod messages;
+mod paid_unionid;
 mod scan;
 mod superres;
 mod tokens;

@@ -29,6 +29,7 @@ mod codes;
 mod jobs;
 mod ledger;
 mod media;
+mod messages;
 mod registry;
 mod tokens;
 
@@ -41,6 +42,7 @@ pub use codes::*;
 pub use jobs::*;
 pub use ledger::*;
 pub use media::*;
+pub use messages::*;
 pub use registry::*;
 pub use tokens::*;
 

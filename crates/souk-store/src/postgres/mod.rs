@@ -24,6 +24,8 @@ mod codes;
 mod jobs;
 mod ledger;
 mod media;
+mod messages;
+mod payments;
 mod registry;
 mod tokens;
 

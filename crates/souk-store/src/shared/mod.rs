@@ -46,5 +46,7 @@ pub(crate) mod codes;
 pub(crate) mod jobs;
 pub(crate) mod ledger;
 pub(crate) mod media;
+pub(crate) mod messages;
+pub(crate) mod payments;
 pub(crate) mod registry;
 pub(crate) mod tokens;
