@@ -34,7 +34,7 @@ pub fn http_client(concurrency: usize) -> HttpClient {
 }
 
 /// Where the load goes, and how a request is made and its answer checked.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Target {
     /// Straight to the provider, signed exactly as souk signs its requests.
     Direct {
@@ -67,7 +67,16 @@ pub enum Target {
 impl Target {
     /// The `n`-th request of `phase`; its body carries `n` so the answer can be checked.
     fn request(&self, phase: &str, n: usize) -> Request<Full<Bytes>> {
-        let (uri, body) = match self {
+        let (host, path, body) = self.parts(phase, n);
+        Request::post(format!("http://{host}{path}"))
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .expect("the URI and headers are valid by construction")
+    }
+
+    /// The `n`-th request of `phase` as its server, path with query, and body.
+    pub fn parts(&self, phase: &str, n: usize) -> (SocketAddr, String, String) {
+        match self {
             Target::Direct {
                 provider,
                 secret,
@@ -87,7 +96,7 @@ impl Target {
                 let signature = sign(SignMethod::Md5, secret, &params, Some(body.as_bytes()));
                 params.push(("sign", signature));
                 let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
-                (format!("http://{provider}/echo?{query}"), body)
+                (*provider, format!("/echo?{query}"), body)
             }
             Target::Souk {
                 souk,
@@ -106,13 +115,9 @@ impl Target {
                 let query = form_urlencoded::Serializer::new(String::new())
                     .append_pair("access_token", access_token)
                     .finish();
-                (format!("http://{souk}/wxa/servicemarket?{query}"), body)
+                (*souk, format!("/wxa/servicemarket?{query}"), body)
             }
-        };
-        Request::post(uri)
-            .header(CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .expect("the URI and headers are valid by construction")
+        }
     }
 
     /// Whether the answer to request `n` is a success that echoes `n`.

@@ -1,46 +1,120 @@
-//! `souk-bench`: the same sync echo load sent straight to the example provider and through souk's
-//! `/wxa/servicemarket`, to see what the gateway costs; then a check that souk charged exactly one
-//! unit per successful call.
+//! `souk-bench`: souk against nginx. On loopback it starts the example provider (the upstream), nginx
+//! as a plain reverse proxy to it, and souk; it loads each with `wrk` at a fixed concurrency
+//! (a discarded warm-up, then several runs) and prints requests/s (median of the runs), p50/p99
+//! latency and each souk scenario's ratio to the nginx proxy and to the provider called directly.
+//! It also counts callgrind instructions per souk request, reports souk's resident memory (and its
+//! growth over `--soak SECS`), and checks that souk charged exactly one unit per successful call.
 //!
-//! Run with `cargo run --release -p souk-bench -- [--requests N] [--concurrency C] [--json FILE]`
-//! after `cargo build --release -p souk -p souk-example-provider`. Progress goes to stderr, the table
-//! to stdout. Exit codes: 0 clean run, 1 failures or a charging mismatch or an error, 2 binaries
-//! missing (or bad arguments), 130 interrupted.
+//! Run with `cargo run --release -p souk-bench -- [--duration S] [--runs N] [--json FILE] ...` after
+//! `cargo build --release -p souk -p souk-example-provider`. Progress goes to stderr, the table to
+//! stdout. Nothing is installed: a missing `nginx`, `wrk` or `valgrind` is named with the package to
+//! install, and its rows are skipped (an error with `--require`). Exit codes: 0 clean run, 1
+//! failures or a charging mismatch or an error, 2 binaries or required tools missing (or bad
+//! arguments), 130 interrupted.
 
 mod load;
 mod procs;
 mod report;
 mod setup;
+mod upstream;
+mod wrk;
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use rand::distr::{Alphanumeric, SampleString};
 use souk_sdk::AdminClient;
 
-use crate::load::{Outcome, Target};
-use crate::procs::{Binaries, Children};
-use crate::report::{ChargingReport, Report, ScenarioReport};
+use crate::load::Target;
+use crate::procs::{Binaries, Children, Memory, Pinning, SoukLaunch};
+use crate::report::{CallgrindReport, ChargingReport, MemoryReport, Report, ScenarioReport, SoakReport};
+use crate::wrk::{Body, Plan, RunResult, Shape};
 
-/// Benchmark souk's sync service-market invoke against calling the provider directly.
+/// Benchmark souk against nginx proxying to the same upstream, and against the upstream directly.
 #[derive(Debug, Parser)]
 #[command(name = "souk-bench", version)]
 struct Args {
-    /// Measured requests per scenario (a warm-up of max(N/10, 200) more is sent first and discarded).
-    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
-    requests: u32,
-    /// Concurrent workers, each with its own kept-alive connection.
+    /// Seconds of each measured wrk run.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    duration: u64,
+    /// Measured runs per scenario (the table shows their median).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    runs: u32,
+    /// Seconds of the warm-up run before each scenario (discarded).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=600))]
+    warmup: u64,
+    /// Open connections (wrk `-c`).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     concurrency: u32,
-    /// Run souk on this database (e.g. `postgres://postgres@127.0.0.1:5432/souk_bench`, which must
-    /// exist) instead of the embedded SQLite.
+    /// wrk threads (`-t`); default 1 when pinned (the load has one core), else 2.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    threads: Option<u32>,
+    /// Requests per scenario of the built-in generator, used only when wrk is missing.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
+    requests: u32,
+    /// Also run souk's scenarios on this PostgreSQL database (e.g.
+    /// `postgres://postgres@127.0.0.1:5432/souk_bench`, which must exist), after the embedded SQLite.
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
+    /// Run the main souk scenario this many seconds more and report souk's RSS at its start,
+    /// middle and end.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    soak: Option<u64>,
+    /// Requests counted under callgrind (0 skips callgrind).
+    #[arg(long, default_value_t = 2000)]
+    callgrind_requests: u32,
+    /// Do not pin processes to cores with taskset.
+    #[arg(long)]
+    no_pin: bool,
+    /// Fail instead of skipping when one of these is missing.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    require: Vec<Tool>,
     /// Also write the numbers as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+}
+
+/// An outside tool the bench uses when it is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Tool {
+    Nginx,
+    Wrk,
+    Valgrind,
+    Taskset,
+}
+
+impl Tool {
+    fn binary(self) -> &'static str {
+        match self {
+            Tool::Nginx => "nginx",
+            Tool::Wrk => "wrk",
+            Tool::Valgrind => "valgrind",
+            Tool::Taskset => "taskset",
+        }
+    }
+
+    fn install_hint(self) -> &'static str {
+        match self {
+            Tool::Nginx => "apt-get install nginx-light (or nginx)",
+            Tool::Wrk => "apt-get install wrk",
+            Tool::Valgrind => "apt-get install valgrind",
+            Tool::Taskset => "apt-get install util-linux",
+        }
+    }
+}
+
+/// The outside tools found.
+#[derive(Debug)]
+struct Tools {
+    nginx: Option<PathBuf>,
+    wrk: Option<PathBuf>,
+    valgrind: Option<PathBuf>,
+    taskset: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -55,6 +129,43 @@ fn main() -> ExitCode {
     if cfg!(debug_assertions) {
         eprintln!("souk-bench: warning: a debug build; numbers mean little without --release");
     }
+    let tools = Tools {
+        nginx: procs::which("nginx"),
+        wrk: procs::which("wrk"),
+        valgrind: procs::which("valgrind"),
+        taskset: procs::which("taskset"),
+    };
+    let mut missing_required = false;
+    for (tool, found) in [
+        (Tool::Nginx, &tools.nginx),
+        (Tool::Wrk, &tools.wrk),
+        (Tool::Valgrind, &tools.valgrind),
+        (Tool::Taskset, &tools.taskset),
+    ] {
+        if found.is_none() {
+            let required = args.require.contains(&tool);
+            eprintln!(
+                "souk-bench: {}: `{}` is not installed; get it with `{}`{}",
+                if required { "error" } else { "note" },
+                tool.binary(),
+                tool.install_hint(),
+                if required { "" } else { " (its rows are skipped)" }
+            );
+            missing_required |= required;
+        }
+    }
+    if missing_required {
+        return ExitCode::from(2);
+    }
+    // Pinned before the runtime starts, so its threads inherit the client core.
+    let pinning = match (&tools.taskset, args.no_pin) {
+        (Some(taskset), false) => Pinning::with_taskset(taskset.clone()).unwrap_or_else(|why| {
+            eprintln!("souk-bench: not pinning: {why}");
+            Pinning::none()
+        }),
+        _ => Pinning::none(),
+    };
+    eprintln!("souk-bench: {}", pinning.describe());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -63,19 +174,19 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        // On Ctrl-C the bench future is dropped, and with it the guard that kills souk and the provider.
+        // On Ctrl-C the bench future is dropped, and with it the guards that kill every child.
         tokio::select! {
-            code = run(&args, &binaries) => code,
+            code = run(&args, &binaries, &tools, &pinning) => code,
             _ = tokio::signal::ctrl_c() => {
-                eprintln!("souk-bench: interrupted; stopping souk and the provider");
+                eprintln!("souk-bench: interrupted; stopping souk, nginx and the provider");
                 ExitCode::from(130)
             }
         }
     })
 }
 
-async fn run(args: &Args, binaries: &Binaries) -> ExitCode {
-    let report = match bench(args, binaries).await {
+async fn run(args: &Args, binaries: &Binaries, tools: &Tools, pinning: &Pinning) -> ExitCode {
+    let report = match bench(args, binaries, tools, pinning).await {
         Ok(report) => report,
         Err(message) => {
             eprintln!("souk-bench: error: {message}");
@@ -83,13 +194,6 @@ async fn run(args: &Args, binaries: &Binaries) -> ExitCode {
         }
     };
     print!("{}", report.table());
-    let charging = &report.charging;
-    println!(
-        "charging: {} units charged for {} successful souk calls: {}",
-        charging.units_charged,
-        charging.successful_souk_calls,
-        if charging.exact { "exact" } else { "MISMATCH" }
-    );
     if let Some(path) = &args.json {
         let written = serde_json::to_string_pretty(&report)
             .map_err(|err| err.to_string())
@@ -111,11 +215,30 @@ fn progress(message: &str) {
     eprintln!("souk-bench: {message}");
 }
 
-async fn bench(args: &Args, binaries: &Binaries) -> Result<Report, String> {
-    let requests = args.requests as usize;
-    let concurrency = args.concurrency as usize;
-    let warmup = (requests / 10).max(200);
+fn random_text(len: usize) -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), len)
+}
 
+/// What every scenario shares.
+struct Bench<'a> {
+    args: &'a Args,
+    pinning: &'a Pinning,
+    wrk: Option<&'a Path>,
+    shape: Shape,
+    temp: PathBuf,
+    client: load::HttpClient,
+    scenarios: Vec<ScenarioReport>,
+}
+
+/// What one scenario's measurement tells its caller beyond its row.
+struct Measured {
+    /// Successes, warm-up included.
+    successes: u64,
+    /// The highest RSS sampled while it ran (when a pid was given).
+    peak: Option<Memory>,
+}
+
+async fn bench(args: &Args, binaries: &Binaries, tools: &Tools, pinning: &Pinning) -> Result<Report, String> {
     // Declared before the children so it is removed after they are killed.
     let temp = tempfile::Builder::new()
         .prefix("souk-bench-")
@@ -123,127 +246,769 @@ async fn bench(args: &Args, binaries: &Binaries) -> Result<Report, String> {
         .map_err(|err| format!("cannot make a temporary dir: {err}"))?;
     let mut children = Children::default();
     let provider_secret = random_text(32);
-    let admin_token = random_text(32);
-    let client = load::http_client(concurrency);
+    let threads = args.threads.unwrap_or(if pinning.pinned() { 1 } else { 2 });
+    let mut bench = Bench {
+        args,
+        pinning,
+        wrk: tools.wrk.as_deref(),
+        shape: Shape {
+            threads,
+            connections: args.concurrency,
+        },
+        temp: temp.path().to_owned(),
+        client: load::http_client(args.concurrency as usize),
+        scenarios: Vec::new(),
+    };
+    let mut skipped = Vec::new();
+    if bench.wrk.is_none() {
+        skipped.push(
+            "wrk is not installed (apt-get install wrk): only direct and souk sync invoke ran, with the bench's own \
+             generator; nginx, the 100-app, token, cloud, async and soak rows are skipped"
+                .to_owned(),
+        );
+    }
 
     progress("starting souk-example-provider");
-    let provider_log = temp.path().join("provider.log");
-    let provider = procs::start_provider(&mut children, &binaries.provider, &provider_secret, &provider_log).await?;
-    progress(&format!(
-        "starting souk serve on {}",
-        if args.database_url.is_some() {
-            "the given database"
-        } else {
-            "embedded SQLite"
-        }
-    ));
-    let souk_log = temp.path().join("souk.log");
-    let souk = procs::start_souk(
+    let provider = procs::start_provider(
         &mut children,
-        &client,
-        &binaries.souk,
-        &temp.path().join("data"),
-        &admin_token,
-        args.database_url.as_deref(),
-        &souk_log,
+        pinning,
+        &binaries.provider,
+        &provider_secret,
+        &temp.path().join("provider.log"),
     )
     .await?;
-    progress(&format!("provider at http://{provider}, souk at http://{souk}"));
+    let (cloud_upstream, cloud_hits) = upstream::start().await?;
+    progress(&format!("provider at http://{provider}, cloud upstream at http://{cloud_upstream}"));
 
-    let admin = AdminClient::new(&format!("http://{souk}"), &admin_token).map_err(|err| err.to_string())?;
-    // One smoke call, the warm-up and the measured calls, plus slack so a double charge could show.
-    let units = (1 + warmup + requests + requests / 100 + 10) as i64;
-    let setup = setup::prepare(&admin, souk, provider, &provider_secret, units)
-        .await
-        .map_err(|err| format!("setup through the admin API failed: {err}\n{}", procs::log_tail(&souk_log)))?;
-    progress(&format!(
-        "set up app {}, service {}, package {} of {units} units",
-        setup.appid, setup.service_id, setup.package_id
-    ));
-
-    let direct = Arc::new(Target::Direct {
+    // Signed as souk signs (the provider checks it); the ids are only echoed.
+    let direct = Target::Direct {
         provider,
         secret: provider_secret.clone(),
-        service_id: setup.service_id.clone(),
+        service_id: "wxbenchservice00".to_owned(),
         api: setup::API_NAME.to_owned(),
-        appid: setup.appid.clone(),
-    });
-    let (direct_warm, direct_run) = scenario(&client, &direct, "direct", requests, warmup, concurrency, &mut children).await?;
-    let through_souk = Arc::new(Target::Souk {
-        souk,
-        access_token: setup.access_token.clone(),
-        service_id: setup.service_id.clone(),
-        api: setup::API_NAME.to_owned(),
-        run_tag: random_text(8),
-    });
-    let (souk_warm, souk_run) = scenario(
-        &client,
-        &through_souk,
-        "souk sync invoke",
-        requests,
-        warmup,
-        concurrency,
-        &mut children,
-    )
-    .await
-    .map_err(|err| format!("{err}\n{}", procs::log_tail(&souk_log)))?;
-
-    let successful_souk_calls = (1 + souk_warm.successes() + souk_run.successes()) as i64;
-    let units_charged = setup::units_charged(&admin, &setup.package_id).await?;
-    let direct_rps = direct_run.requests_per_second();
-    Ok(Report {
-        requests,
-        concurrency,
-        warmup,
-        scenarios: vec![
-            ScenarioReport::new("direct", &direct_run, direct_warm.failures, direct_rps),
-            ScenarioReport::new("souk sync invoke", &souk_run, souk_warm.failures, direct_rps),
-        ],
-        charging: ChargingReport {
-            successful_souk_calls,
-            units_charged,
-            exact: units_charged == successful_souk_calls,
-        },
-    })
-}
-
-/// A warm-up then the measured run of one scenario; failures are reported loudly as they are found.
-async fn scenario(
-    client: &load::HttpClient,
-    target: &Arc<Target>,
-    name: &'static str,
-    requests: usize,
-    warmup: usize,
-    concurrency: usize,
-    children: &mut Children,
-) -> Result<(Outcome, Outcome), String> {
-    progress(&format!("{name}: warm-up of {warmup} requests"));
-    let warm = load::run(client, target, "warmup", warmup, concurrency).await;
-    report_failures(name, "warm-up", &warm);
-    progress(&format!("{name}: {requests} requests from {concurrency} workers"));
-    let measured = load::run(client, target, "measure", requests, concurrency).await;
-    report_failures(name, "measured run", &measured);
+        appid: "wxbench000000000".to_owned(),
+    };
+    bench.measure_target("direct", None, provider, &direct, None).await?;
     children.check_alive()?;
+
+    match (&tools.nginx, bench.wrk) {
+        (Some(nginx), Some(_)) => {
+            progress("starting nginx");
+            let nginx_dir = temp.path().join("nginx");
+            let nginx = procs::start_nginx(&mut children, &bench.client, pinning, nginx, &nginx_dir, provider).await?;
+            progress(&format!("nginx at http://{nginx}"));
+            bench.measure_target("nginx proxy", None, nginx, &direct, None).await?;
+            children.check_alive()?;
+        }
+        (None, _) => skipped.push("nginx proxy: nginx is not installed (apt-get install nginx-light)".to_owned()),
+        (Some(_), None) => {}
+    }
+
+    let mut charging = Vec::new();
+    let mut memory = Vec::new();
+    let mut soak = None;
+    let mut backends = vec![("sqlite", None)];
+    if let Some(url) = &args.database_url {
+        backends.push(("postgres", Some(url.as_str())));
+    }
+    for (index, (backend, url)) in backends.into_iter().enumerate() {
+        let souk = SoukRun {
+            backend,
+            database_url: url,
+            provider,
+            provider_secret: &provider_secret,
+            cloud_upstream,
+            soak: if index == 0 { args.soak } else { None },
+        };
+        let outcome = souk.run(&mut bench, &mut children, binaries).await?;
+        charging.push(outcome.charging);
+        memory.push(outcome.memory);
+        soak = soak.or(outcome.soak);
+    }
     progress(&format!(
-        "{name}: done in {:.2} s, {:.1} requests/s, {} failures",
-        measured.elapsed.as_secs_f64(),
-        measured.requests_per_second(),
-        measured.failures
+        "the cloud upstream was called {} time(s); the rest were cache hits",
+        cloud_hits.load(Ordering::Relaxed)
     ));
-    Ok((warm, measured))
+
+    let callgrind = match (&tools.valgrind, args.callgrind_requests) {
+        (_, 0) => {
+            skipped.push("callgrind: --callgrind-requests 0".to_owned());
+            None
+        }
+        (None, _) => {
+            skipped.push("callgrind instructions per request: valgrind is not installed (apt-get install valgrind)".to_owned());
+            None
+        }
+        (Some(_), requests) => Some(
+            callgrind(&bench, binaries, provider, &provider_secret, u64::from(requests))
+                .await
+                .map_err(|err| format!("callgrind: {err}"))?,
+        ),
+    };
+    if args.soak.is_some() && bench.wrk.is_none() {
+        skipped.push("soak: needs wrk".to_owned());
+    }
+
+    let mut report = Report {
+        duration_secs: args.duration,
+        warmup_secs: args.warmup,
+        runs: args.runs,
+        concurrency: args.concurrency,
+        threads,
+        pinning: pinning.describe(),
+        method: if bench.wrk.is_some() {
+            format!(
+                "wrk: {} runs of {} s each after a {} s warm-up, {} connections, {threads} thread(s); medians of the runs",
+                args.runs, args.duration, args.warmup, args.concurrency
+            )
+        } else {
+            format!(
+                "the bench's own generator: one run of {} requests after a warm-up, {} connections",
+                args.requests, args.concurrency
+            )
+        },
+        scenarios: bench.scenarios,
+        skipped,
+        charging,
+        memory,
+        soak,
+        callgrind,
+    };
+    report.compute_ratios();
+    Ok(report)
 }
 
-fn report_failures(name: &str, phase: &str, outcome: &Outcome) {
-    if outcome.failures > 0 {
-        eprintln!(
-            "souk-bench: FAILURES: {name} {phase}: {} of {} requests failed; first: {}",
-            outcome.failures,
-            outcome.requests,
-            outcome.first_failure.as_deref().unwrap_or("?")
-        );
+impl Bench<'_> {
+    /// Measures one of the built-in targets: with wrk when it is there, else with the built-in
+    /// generator (one run of `--requests`).
+    async fn measure_target(
+        &mut self,
+        name: &str,
+        backend: Option<&str>,
+        host: SocketAddr,
+        target: &Target,
+        pid: Option<u32>,
+    ) -> Result<Measured, String> {
+        if self.wrk.is_some() {
+            let drain = matches!(target, Target::Souk { .. });
+            let make_plan = |tag: &str| plan_of_target(target, host, tag, drain);
+            return self.measure(name, backend, &make_plan, pid).await;
+        }
+        self.measure_builtin(name, backend, target).await
+    }
+
+    /// A warm-up and `--runs` measured wrk runs of the plan `make_plan` makes (called per run
+    /// with a fresh tag, so signatures stay fresh and ids unique).
+    async fn measure(
+        &mut self,
+        name: &str,
+        backend: Option<&str>,
+        make_plan: &dyn Fn(&str) -> Plan,
+        pid: Option<u32>,
+    ) -> Result<Measured, String> {
+        let label = match backend {
+            Some(backend) => format!("{name} [{backend}]"),
+            None => name.to_owned(),
+        };
+        let base_tag = random_text(6);
+        progress(&format!("{label}: warm-up of {} s", self.args.warmup));
+        let warm = self.wrk_once(&make_plan(&format!("{base_tag}w")), self.args.warmup, None).await?.0;
+        let mut successes = warm.ok;
+        let mut failures = warm.bad + warm.socket_errors;
+        let mut first_failure = (!warm.first_bad.is_empty()).then(|| warm.first_bad.clone());
+        let mut runs = Vec::new();
+        let mut peak: Option<Memory> = None;
+        for run in 0..self.args.runs {
+            let (result, sampled) = self
+                .wrk_once(&make_plan(&format!("{base_tag}{run}")), self.args.duration, pid)
+                .await?;
+            progress(&format!(
+                "{label}: run {}/{}: {:.1} requests/s, p50 {:.2} ms, p99 {:.2} ms, {} failures",
+                run + 1,
+                self.args.runs,
+                result.requests_per_second(),
+                result.p50_us / 1000.0,
+                result.p99_us / 1000.0,
+                result.bad + result.socket_errors
+            ));
+            successes += result.ok;
+            failures += result.bad + result.socket_errors;
+            if first_failure.is_none() && !result.first_bad.is_empty() {
+                first_failure = Some(result.first_bad.clone());
+            }
+            peak = max_memory(peak, sampled);
+            runs.push(result);
+        }
+        if failures > 0 {
+            eprintln!(
+                "souk-bench: FAILURES: {label}: {failures} failed answers; first: {}",
+                first_failure.as_deref().unwrap_or("(socket errors)")
+            );
+        }
+        let rps: Vec<f64> = runs.iter().map(RunResult::requests_per_second).collect();
+        let p50: Vec<f64> = runs.iter().map(|run| run.p50_us / 1000.0).collect();
+        let p99: Vec<f64> = runs.iter().map(|run| run.p99_us / 1000.0).collect();
+        let report = ScenarioReport {
+            name: name.to_owned(),
+            backend: backend.map(str::to_owned),
+            load_generator: "wrk".to_owned(),
+            requests_per_second: wrk::median(&rps),
+            runs_requests_per_second: rps,
+            p50_ms: wrk::median(&p50),
+            p99_ms: wrk::median(&p99),
+            successes,
+            failures,
+            first_failure,
+            ratio_to_nginx: None,
+            ratio_to_direct: None,
+        };
+        self.scenarios.push(report);
+        Ok(Measured { successes, peak })
+    }
+
+    /// One wrk run of `plan` for `seconds`, sampling the memory of `pid` every 200 ms meanwhile.
+    async fn wrk_once(&self, plan: &Plan, seconds: u64, pid: Option<u32>) -> Result<(RunResult, Option<Memory>), String> {
+        let wrk = self.wrk.ok_or("wrk is not installed")?.to_owned();
+        let script_path = self.temp.join("scenario.lua");
+        std::fs::write(&script_path, wrk::script(plan, seconds)).map_err(|err| format!("cannot write {}: {err}", script_path.display()))?;
+        let pinning = self.pinning.clone();
+        let (host, shape) = (plan.host, self.shape);
+        let mut running = tokio::task::spawn_blocking(move || wrk::run(&wrk, &pinning, &script_path, host, shape, seconds));
+        let mut peak = None;
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                done = &mut running => {
+                    let result = done.map_err(|err| format!("the wrk task failed: {err}"))??;
+                    return Ok((result, peak));
+                }
+                _ = tick.tick() => {
+                    if let Some(pid) = pid {
+                        peak = max_memory(peak, procs::memory(pid));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The built-in generator, when wrk is missing: a warm-up and one run of `--requests`.
+    async fn measure_builtin(&mut self, name: &str, backend: Option<&str>, target: &Target) -> Result<Measured, String> {
+        let requests = self.args.requests as usize;
+        let concurrency = self.args.concurrency as usize;
+        let warmup = (requests / 10).max(200);
+        let target = Arc::new(target.clone());
+        progress(&format!("{name}: built-in generator, warm-up of {warmup} requests"));
+        let warm = load::run(&self.client, &target, "warmup", warmup, concurrency).await;
+        progress(&format!("{name}: {requests} requests from {concurrency} workers"));
+        let measured = load::run(&self.client, &target, "measure", requests, concurrency).await;
+        let failures = (warm.failures + measured.failures) as u64;
+        let successes = (warm.successes() + measured.successes()) as u64;
+        let report = ScenarioReport {
+            name: name.to_owned(),
+            backend: backend.map(str::to_owned),
+            load_generator: "built-in".to_owned(),
+            runs_requests_per_second: vec![measured.requests_per_second()],
+            requests_per_second: measured.requests_per_second(),
+            p50_ms: measured.percentile_ms(0.50),
+            p99_ms: measured.percentile_ms(0.99),
+            successes,
+            failures,
+            first_failure: warm.first_failure.or(measured.first_failure),
+            ratio_to_nginx: None,
+            ratio_to_direct: None,
+        };
+        self.scenarios.push(report);
+        Ok(Measured { successes, peak: None })
     }
 }
 
-fn random_text(len: usize) -> String {
-    Alphanumeric.sample_string(&mut rand::rng(), len)
+fn max_memory(a: Option<Memory>, b: Option<Memory>) -> Option<Memory> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(Memory {
+            rss_kib: a.rss_kib.max(b.rss_kib),
+            hwm_kib: a.hwm_kib.max(b.hwm_kib),
+        }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A wrk plan sending what the built-in `target` sends: 64 signed requests to the provider
+/// (rotated), or souk invokes with unique `client_msg_id`s.
+fn plan_of_target(target: &Target, host: SocketAddr, tag: &str, drain: bool) -> Plan {
+    match target {
+        Target::Direct { .. } => Plan {
+            host,
+            method: "POST",
+            requests: (0..64)
+                .map(|n| {
+                    let (_, path, body) = target.parts(tag, n);
+                    (path, Body::Fixed(body))
+                })
+                .collect(),
+            marker: r#""success":true"#.to_owned(),
+            drain,
+            tag: tag.to_owned(),
+        },
+        Target::Souk {
+            access_token,
+            service_id,
+            api,
+            ..
+        } => invoke_plan(
+            host,
+            std::slice::from_ref(access_token),
+            service_id,
+            std::slice::from_ref(api),
+            false,
+            tag,
+        ),
+    }
+}
+
+/// souk invokes: every token with every API, a unique `client_msg_id` each.
+fn invoke_plan(host: SocketAddr, tokens: &[String], service_id: &str, apis: &[String], asynchronous: bool, tag: &str) -> Plan {
+    let paths: Vec<String> = tokens
+        .iter()
+        .map(|token| {
+            let query = form_urlencoded::Serializer::new(String::new())
+                .append_pair("access_token", token)
+                .finish();
+            format!("/wxa/servicemarket?{query}")
+        })
+        .collect();
+    let bodies: Vec<Body> = apis
+        .iter()
+        .map(|api| {
+            let head = serde_json::json!({
+                "service": service_id,
+                "api": api,
+                "data": {"n": 1},
+                "async": asynchronous,
+            })
+            .to_string();
+            let before = format!("{},\"client_msg_id\":\"", head.trim_end_matches('}'));
+            Body::WithId {
+                before,
+                after: "\"}".to_owned(),
+            }
+        })
+        .collect();
+    // Tokens rotate fastest, so consecutive requests come from different apps.
+    let requests = bodies
+        .iter()
+        .flat_map(|body| paths.iter().map(move |path| (path.clone(), body.clone())))
+        .collect();
+    Plan {
+        host,
+        method: "POST",
+        requests,
+        marker: r#""errcode":0,"#.to_owned(),
+        drain: true,
+        tag: tag.to_owned(),
+    }
+}
+
+/// One souk (on one database) through its scenarios.
+struct SoukRun<'a> {
+    backend: &'static str,
+    database_url: Option<&'a str>,
+    provider: SocketAddr,
+    provider_secret: &'a str,
+    cloud_upstream: SocketAddr,
+    soak: Option<u64>,
+}
+
+/// What one souk's run adds to the report besides its rows.
+struct SoukOutcome {
+    charging: ChargingReport,
+    memory: MemoryReport,
+    soak: Option<SoakReport>,
+}
+
+/// Apps and APIs of the wide scenario.
+const WIDE: usize = 100;
+/// Apps whose tokens the token scenario fetches in turn.
+const TOKEN_APPS: usize = 10;
+
+impl SoukRun<'_> {
+    async fn run(&self, bench: &mut Bench<'_>, children: &mut Children, binaries: &Binaries) -> Result<SoukOutcome, String> {
+        let backend = Some(self.backend);
+        let admin_token = random_text(32);
+        let log = bench.temp.join(format!("souk-{}.log", self.backend));
+        progress(&format!("starting souk serve on {}", self.backend));
+        let (souk, pid) = procs::start_souk(
+            children,
+            &bench.client,
+            bench.pinning,
+            &SoukLaunch {
+                binary: &binaries.souk,
+                data_dir: &bench.temp.join(format!("data-{}", self.backend)),
+                admin_token: &admin_token,
+                database_url: self.database_url,
+                log: &log,
+                callgrind_out: None,
+            },
+        )
+        .await?;
+        let with_log = |err: String| format!("{err}\n{}", procs::log_tail(&log));
+        progress(&format!("souk [{}] at http://{souk} (pid {pid})", self.backend));
+        let admin = AdminClient::new(&format!("http://{souk}"), &admin_token).map_err(|err| err.to_string())?;
+        let main = setup::prepare(&admin, souk, self.provider, self.provider_secret, setup::UNITS)
+            .await
+            .map_err(|err| with_log(format!("setup through the admin API failed: {err}")))?;
+        let idle = procs::memory(pid);
+        progress(&format!(
+            "set up app {}, service {}, package {}",
+            main.appid, main.service_id, main.package_id
+        ));
+
+        let target = Target::Souk {
+            souk,
+            access_token: main.access_token.clone(),
+            service_id: main.service_id.clone(),
+            api: setup::API_NAME.to_owned(),
+            run_tag: random_text(8),
+        };
+        let name = "souk sync invoke";
+        let measured = bench
+            .measure_target(name, backend, souk, &target, Some(pid))
+            .await
+            .map_err(with_log)?;
+        children.check_alive().map_err(with_log)?;
+        let under_load = measured.peak.map(|peak| Memory {
+            hwm_kib: procs::memory(pid).map_or(peak.hwm_kib, |now| now.hwm_kib),
+            ..peak
+        });
+        // The smoke call of the setup was a charged success too.
+        let mut successes = 1 + measured.successes;
+        let mut packages = vec![main.package_id.clone()];
+
+        let mut soak = None;
+        if bench.wrk.is_some() {
+            progress(&format!("setting up {WIDE} apps and {WIDE} APIs"));
+            let wide = setup::prepare_wide(&admin, souk, self.provider, self.provider_secret, WIDE, WIDE)
+                .await
+                .map_err(with_log)?;
+            let make_plan = |tag: &str| invoke_plan(souk, &wide.tokens, &wide.service_id, &wide.apis, false, tag);
+            let measured = bench
+                .measure("souk sync 100 apps x 100 APIs", backend, &make_plan, None)
+                .await
+                .map_err(with_log)?;
+            successes += measured.successes;
+            packages.extend(wide.package_ids.iter().cloned());
+            children.check_alive().map_err(with_log)?;
+
+            if let Some(seconds) = self.soak {
+                let (report, ok) = self.soak(bench, souk, &target, pid, seconds).await.map_err(with_log)?;
+                successes += ok;
+                soak = Some(report);
+                children.check_alive().map_err(with_log)?;
+            }
+        }
+
+        // Every charged call has its answer by now (the wrk script drains before it stops).
+        let mut units_charged = 0;
+        for package in &packages {
+            units_charged += setup::units_charged(&admin, package).await?;
+        }
+        let successes = i64::try_from(successes).unwrap_or(i64::MAX);
+        let charging = ChargingReport {
+            backend: self.backend.to_owned(),
+            successful_souk_calls: successes,
+            units_charged,
+            exact: units_charged == successes,
+        };
+        progress(&format!(
+            "charging [{}]: {units_charged} units charged for {successes} successful sync calls: {}",
+            self.backend,
+            if charging.exact { "exact" } else { "MISMATCH" }
+        ));
+
+        if bench.wrk.is_some() {
+            let apps = setup::prepare_token_apps(&admin, TOKEN_APPS).await.map_err(with_log)?;
+            let requests: Vec<(String, Body)> = apps
+                .iter()
+                .map(|(appid, secret)| {
+                    let query = form_urlencoded::Serializer::new(String::new())
+                        .append_pair("grant_type", "client_credential")
+                        .append_pair("appid", appid)
+                        .append_pair("secret", secret)
+                        .finish();
+                    (format!("/cgi-bin/token?{query}"), Body::None)
+                })
+                .collect();
+            let make_plan = |tag: &str| Plan {
+                host: souk,
+                method: "GET",
+                requests: requests.clone(),
+                marker: r#""access_token":""#.to_owned(),
+                drain: true,
+                tag: tag.to_owned(),
+            };
+            bench
+                .measure("souk token fetch", backend, &make_plan, None)
+                .await
+                .map_err(with_log)?;
+
+            let cloud = setup::prepare_cloud(&admin, souk, self.cloud_upstream).await.map_err(with_log)?;
+            let query = form_urlencoded::Serializer::new(String::new())
+                .append_pair("access_token", &cloud.access_token)
+                .finish();
+            let body = serde_json::json!({
+                "path": "/hello",
+                "method": "POST",
+                "body": {"q": 1},
+                "exts": {
+                    "cloudAppId": cloud.cloud_app_id,
+                    "domain": format!("http://{}", self.cloud_upstream),
+                    "cacheType": 1,
+                    "cacheTime": 3600,
+                },
+            })
+            .to_string();
+            let make_plan = |tag: &str| Plan {
+                host: souk,
+                method: "POST",
+                requests: vec![(format!("/souk/v1/cloud/http-request?{query}"), Body::Fixed(body.clone()))],
+                marker: r#""success":true"#.to_owned(),
+                drain: true,
+                tag: tag.to_owned(),
+            };
+            bench
+                .measure("souk cloud gateway cache hit", backend, &make_plan, None)
+                .await
+                .map_err(with_log)?;
+
+            // Last: the jobs it submits keep the workers busy after it.
+            let asynchronous = setup::prepare_async(&admin, souk, self.provider, self.provider_secret)
+                .await
+                .map_err(with_log)?;
+            let make_plan = |tag: &str| {
+                invoke_plan(
+                    souk,
+                    std::slice::from_ref(&asynchronous.access_token),
+                    &asynchronous.service_id,
+                    std::slice::from_ref(&asynchronous.api),
+                    true,
+                    tag,
+                )
+            };
+            bench
+                .measure("souk async submit", backend, &make_plan, None)
+                .await
+                .map_err(with_log)?;
+            children.check_alive().map_err(with_log)?;
+        }
+
+        children.terminate(pid, Duration::from_secs(30)).await.map_err(with_log)?;
+        Ok(SoukOutcome {
+            charging,
+            memory: MemoryReport {
+                backend: self.backend.to_owned(),
+                idle,
+                under_load,
+            },
+            soak,
+        })
+    }
+
+    /// The main scenario for `seconds` in one wrk run, with souk's memory at its start, middle
+    /// and end; returns the report and the successes.
+    async fn soak(
+        &self,
+        bench: &Bench<'_>,
+        souk: SocketAddr,
+        target: &Target,
+        pid: u32,
+        seconds: u64,
+    ) -> Result<(SoakReport, u64), String> {
+        progress(&format!("soak [{}]: the main scenario for {seconds} s", self.backend));
+        let plan = plan_of_target(target, souk, &format!("{}s", random_text(6)), true);
+        let running = bench.wrk_once(&plan, seconds, None);
+        tokio::pin!(running);
+        let mut samples = Vec::new();
+        let started = tokio::time::Instant::now();
+        let checkpoints = [("start", 1.0_f64.min(seconds as f64 / 10.0)), ("middle", seconds as f64 / 2.0)];
+        let mut next = 0;
+        let result = loop {
+            let wait = checkpoints.get(next).map_or(Duration::from_secs(3600), |(_, at)| {
+                Duration::from_secs_f64(*at).saturating_sub(started.elapsed())
+            });
+            tokio::select! {
+                done = &mut running => break done?.0,
+                _ = tokio::time::sleep(wait), if next < checkpoints.len() => {
+                    let (label, _) = checkpoints[next];
+                    let sample = procs::memory(pid);
+                    progress(&format!("soak: {label}: {sample:?}"));
+                    samples.push((label.to_owned(), sample));
+                    next += 1;
+                }
+            }
+        };
+        samples.push(("end".to_owned(), procs::memory(pid)));
+        let failures = result.bad + result.socket_errors;
+        if failures > 0 {
+            eprintln!("souk-bench: FAILURES: soak: {failures} failed answers; first: {}", result.first_bad);
+        }
+        Ok((
+            SoakReport {
+                backend: self.backend.to_owned(),
+                seconds,
+                requests_per_second: result.requests_per_second(),
+                samples,
+                failures,
+            },
+            result.ok,
+        ))
+    }
+}
+
+/// Instructions per request of the main souk scenario: souk under callgrind twice (start, setup,
+/// a warm-up, stop; then the same plus `requests`), the difference divided by `requests`.
+async fn callgrind(
+    bench: &Bench<'_>,
+    binaries: &Binaries,
+    provider: SocketAddr,
+    provider_secret: &str,
+    requests: u64,
+) -> Result<CallgrindReport, String> {
+    const WARMUP: usize = 200;
+    let mut totals = Vec::new();
+    for (label, extra) in [("baseline", 0), ("measured", requests)] {
+        progress(&format!(
+            "callgrind {label}: souk under valgrind, setup, {WARMUP} warm-up requests, {extra} more (slow)"
+        ));
+        let mut children = Children::default();
+        let admin_token = random_text(32);
+        let out = bench.temp.join(format!("callgrind-{label}.out"));
+        let log = bench.temp.join(format!("souk-callgrind-{label}.log"));
+        let (souk, pid) = procs::start_souk(
+            &mut children,
+            &bench.client,
+            bench.pinning,
+            &SoukLaunch {
+                binary: &binaries.souk,
+                data_dir: &bench.temp.join(format!("data-callgrind-{label}")),
+                admin_token: &admin_token,
+                database_url: None,
+                log: &log,
+                callgrind_out: Some(&out),
+            },
+        )
+        .await?;
+        let with_log = |err: String| format!("{err}\n{}", procs::log_tail(&log));
+        let admin = AdminClient::new(&format!("http://{souk}"), &admin_token).map_err(|err| err.to_string())?;
+        let main = setup::prepare(&admin, souk, provider, provider_secret, setup::UNITS)
+            .await
+            .map_err(with_log)?;
+        let target = Arc::new(Target::Souk {
+            souk,
+            access_token: main.access_token,
+            service_id: main.service_id,
+            api: setup::API_NAME.to_owned(),
+            run_tag: random_text(8),
+        });
+        let concurrency = 4;
+        for (phase, count) in [("warmup", WARMUP), ("measure", extra as usize)] {
+            if count == 0 {
+                continue;
+            }
+            let outcome = load::run(&bench.client, &target, phase, count, concurrency).await;
+            if outcome.failures > 0 {
+                return Err(with_log(format!(
+                    "{} of {count} requests failed under callgrind; first: {}",
+                    outcome.failures,
+                    outcome.first_failure.unwrap_or_default()
+                )));
+            }
+        }
+        children.terminate(pid, Duration::from_secs(120)).await.map_err(with_log)?;
+        let text = std::fs::read_to_string(&out).map_err(|err| format!("cannot read {}: {err}", out.display()))?;
+        let total = callgrind_total(&text).ok_or_else(|| format!("no totals in {}", out.display()))?;
+        progress(&format!("callgrind {label}: {total} instructions"));
+        totals.push(total);
+    }
+    let (baseline, measured) = (totals[0], totals[1]);
+    Ok(CallgrindReport {
+        requests,
+        baseline_instructions: baseline,
+        measured_instructions: measured,
+        instructions_per_request: measured.saturating_sub(baseline) as f64 / requests as f64,
+    })
+}
+
+/// The instruction count of a callgrind output file (`summary:` or `totals:`; the first event is `Ir`).
+fn callgrind_total(text: &str) -> Option<u64> {
+    let line = text
+        .lines()
+        .find_map(|line| line.strip_prefix("summary:"))
+        .or_else(|| text.lines().find_map(|line| line.strip_prefix("totals:")))?;
+    line.split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callgrind_totals_are_read() {
+        let text = "version: 1\ncreator: callgrind-3.19.0\nevents: Ir\nfn=(1) main\n0 5\nsummary: 123456789\ntotals: 123456789\n";
+        assert_eq!(callgrind_total(text), Some(123_456_789));
+        assert_eq!(callgrind_total("events: Ir\ntotals: 42\n"), Some(42));
+        assert_eq!(callgrind_total("events: Ir\n"), None);
+    }
+
+    #[test]
+    fn invoke_plans_pair_every_token_with_every_api() {
+        let host = "127.0.0.1:1".parse().unwrap();
+        let plan = invoke_plan(
+            host,
+            &["t1".into(), "t2".into()],
+            "svc",
+            &["A".into(), "B".into(), "C".into()],
+            true,
+            "tag",
+        );
+        assert_eq!(plan.requests.len(), 6);
+        assert_eq!(plan.requests[0].0, "/wxa/servicemarket?access_token=t1");
+        assert_eq!(plan.requests[1].0, "/wxa/servicemarket?access_token=t2");
+        let Body::WithId { before, after } = &plan.requests[1].1 else {
+            panic!("a unique id is needed");
+        };
+        let body: serde_json::Value = serde_json::from_str(&format!("{before}id-1{after}")).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"service": "svc", "api": "A", "data": {"n": 1}, "async": true, "client_msg_id": "id-1"})
+        );
+    }
+
+    #[test]
+    fn direct_plans_keep_each_signature_with_its_body() {
+        let target = Target::Direct {
+            provider: "127.0.0.1:2".parse().unwrap(),
+            secret: "s".into(),
+            service_id: "svc".into(),
+            api: "Echo".into(),
+            appid: "wx1".into(),
+        };
+        let plan = plan_of_target(&target, "127.0.0.1:3".parse().unwrap(), "t", false);
+        assert_eq!(plan.requests.len(), 64);
+        for (path, body) in &plan.requests {
+            let Body::Fixed(body) = body else {
+                panic!("signed bodies are fixed")
+            };
+            let query = souk_sdk::provider::parse_query(path.split_once('?').unwrap().1);
+            let now = i64::try_from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis(),
+            )
+            .unwrap();
+            assert_eq!(
+                souk_sdk::provider::verify_request("s", &query, body.as_bytes(), now, 60_000),
+                Ok(())
+            );
+        }
+    }
 }

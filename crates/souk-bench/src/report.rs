@@ -2,91 +2,225 @@
 
 use serde::Serialize;
 
-use crate::load::Outcome;
+use crate::procs::Memory;
 
 /// One scenario's numbers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ScenarioReport {
-    /// `direct` or `souk sync invoke`.
-    pub name: &'static str,
-    /// Requests measured (warm-up excluded).
-    pub requests: usize,
-    /// Requests that failed, warm-up included.
-    pub failures: usize,
-    /// Wall time of the measured requests.
-    pub seconds: f64,
-    /// Throughput.
+    /// What was measured (`direct`, `nginx proxy`, `souk sync invoke`, ...).
+    pub name: String,
+    /// souk's database (`sqlite`, `postgres`), for souk scenarios.
+    pub backend: Option<String>,
+    /// `wrk`, or `built-in` (the bench's own generator, when wrk is missing).
+    pub load_generator: String,
+    /// Requests/s of each measured run (warm-up excluded).
+    pub runs_requests_per_second: Vec<f64>,
+    /// The median of the runs' requests/s.
     pub requests_per_second: f64,
-    /// Median latency.
+    /// The median of the runs' median latencies.
     pub p50_ms: f64,
-    /// 99th percentile latency.
+    /// The median of the runs' 99th percentile latencies.
     pub p99_ms: f64,
-    /// Throughput relative to the direct scenario.
-    pub ratio_to_direct: f64,
+    /// Successful answers, warm-up included.
+    pub successes: u64,
+    /// Failed answers (and socket errors), warm-up included.
+    pub failures: u64,
+    /// The first failure, as an example.
+    pub first_failure: Option<String>,
+    /// Requests/s relative to the nginx proxy scenario, when it ran.
+    pub ratio_to_nginx: Option<f64>,
+    /// Requests/s relative to the direct scenario.
+    pub ratio_to_direct: Option<f64>,
 }
 
-impl ScenarioReport {
-    /// The report of a measured `outcome`, with `warmup_failures` added to its failures.
-    pub fn new(name: &'static str, outcome: &Outcome, warmup_failures: usize, direct_rps: f64) -> Self {
-        let rps = outcome.requests_per_second();
-        ScenarioReport {
-            name,
-            requests: outcome.requests,
-            failures: outcome.failures + warmup_failures,
-            seconds: outcome.elapsed.as_secs_f64(),
-            requests_per_second: rps,
-            p50_ms: outcome.percentile_ms(0.50),
-            p99_ms: outcome.percentile_ms(0.99),
-            ratio_to_direct: if direct_rps > 0.0 { rps / direct_rps } else { 0.0 },
-        }
-    }
-}
-
-/// The exact-charging check.
-#[derive(Debug, Serialize)]
+/// The exact-charging check of one souk.
+#[derive(Debug, Clone, Serialize)]
 pub struct ChargingReport {
-    /// Successful calls through souk (smoke call, warm-up and measured).
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+    /// Successful sync calls through souk (smoke call, warm-ups, runs, soak).
     pub successful_souk_calls: i64,
-    /// Units the package lost.
+    /// Units the packages lost.
     pub units_charged: i64,
     /// Whether they are equal.
     pub exact: bool,
 }
 
+/// souk's memory while the main scenario ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryReport {
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+    /// Right after start and setup.
+    pub idle: Option<Memory>,
+    /// The highest `VmRSS` sampled under load, and `VmHWM` after it.
+    pub under_load: Option<Memory>,
+}
+
+/// RSS during `--soak`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SoakReport {
+    /// `sqlite` or `postgres`.
+    pub backend: String,
+    /// How long the main scenario ran.
+    pub seconds: u64,
+    /// Requests/s over the soak.
+    pub requests_per_second: f64,
+    /// Samples at the start, the middle and the end.
+    pub samples: Vec<(String, Option<Memory>)>,
+    /// Failed answers during the soak.
+    pub failures: u64,
+}
+
+/// Instructions per request of the main souk scenario under callgrind.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallgrindReport {
+    /// Requests sent in the measured run (beyond the baseline's).
+    pub requests: u64,
+    /// Instructions of the baseline run (start, setup, warm-up, stop).
+    pub baseline_instructions: u64,
+    /// Instructions of the measured run (the same plus `requests`).
+    pub measured_instructions: u64,
+    /// (measured - baseline) / requests.
+    pub instructions_per_request: f64,
+}
+
 /// Everything `--json` writes.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// Measured requests per scenario.
-    pub requests: usize,
-    /// Concurrent workers.
-    pub concurrency: usize,
-    /// Discarded warm-up requests per scenario.
-    pub warmup: usize,
+    /// Seconds per measured run.
+    pub duration_secs: u64,
+    /// Discarded warm-up seconds per scenario.
+    pub warmup_secs: u64,
+    /// Measured runs per scenario.
+    pub runs: u32,
+    /// Open connections.
+    pub concurrency: u32,
+    /// wrk threads.
+    pub threads: u32,
+    /// What runs where.
+    pub pinning: String,
+    /// How the rows were measured, for people.
+    pub method: String,
     /// The scenarios, direct first.
     pub scenarios: Vec<ScenarioReport>,
-    /// The charging check.
-    pub charging: ChargingReport,
+    /// Rows and columns left out, and why.
+    pub skipped: Vec<String>,
+    /// The charging checks.
+    pub charging: Vec<ChargingReport>,
+    /// souk's memory.
+    pub memory: Vec<MemoryReport>,
+    /// The soak, when asked.
+    pub soak: Option<SoakReport>,
+    /// Callgrind, when valgrind is there.
+    pub callgrind: Option<CallgrindReport>,
+}
+
+fn ratio(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.2}x"))
+}
+
+fn memory(value: Option<Memory>) -> String {
+    value.map_or_else(
+        || "?".to_owned(),
+        |memory| {
+            format!(
+                "RSS {:.1} MiB (peak {:.1} MiB)",
+                memory.rss_kib as f64 / 1024.0,
+                memory.hwm_kib as f64 / 1024.0
+            )
+        },
+    )
 }
 
 impl Report {
+    /// Fills in each scenario's ratios to nginx and to direct.
+    pub fn compute_ratios(&mut self) {
+        let find = |name: &str| {
+            self.scenarios
+                .iter()
+                .find(|scenario| scenario.name == name)
+                .map(|scenario| scenario.requests_per_second)
+                .filter(|rps| *rps > 0.0)
+        };
+        let (nginx, direct) = (find("nginx proxy"), find("direct"));
+        for scenario in &mut self.scenarios {
+            scenario.ratio_to_nginx = nginx.map(|nginx| scenario.requests_per_second / nginx);
+            scenario.ratio_to_direct = direct.map(|direct| scenario.requests_per_second / direct);
+        }
+    }
+
     /// The table for people.
     pub fn table(&self) -> String {
         let mut text = format!(
-            "{:<18} {:>12} {:>9} {:>9} {:>10}\n",
-            "scenario", "requests/s", "p50 ms", "p99 ms", "vs direct"
+            "{:<42} {:>12} {:>9} {:>9} {:>9} {:>10}\n",
+            "scenario", "requests/s", "p50 ms", "p99 ms", "vs nginx", "vs direct"
         );
         for scenario in &self.scenarios {
+            let name = match &scenario.backend {
+                Some(backend) => format!("{} [{backend}]", scenario.name),
+                None => scenario.name.clone(),
+            };
             text.push_str(&format!(
-                "{:<18} {:>12.1} {:>9.2} {:>9.2} {:>9.2}x\n",
-                scenario.name, scenario.requests_per_second, scenario.p50_ms, scenario.p99_ms, scenario.ratio_to_direct
+                "{:<42} {:>12.1} {:>9.2} {:>9.2} {:>9} {:>10}\n",
+                name,
+                scenario.requests_per_second,
+                scenario.p50_ms,
+                scenario.p99_ms,
+                ratio(scenario.ratio_to_nginx),
+                ratio(scenario.ratio_to_direct)
             ));
+        }
+        text.push_str(&format!("({}; {})\n", self.method, self.pinning));
+        if let Some(callgrind) = &self.callgrind {
+            text.push_str(&format!(
+                "callgrind: {:.0} instructions per souk sync invoke [sqlite] ({} requests; {} - {} baseline)\n",
+                callgrind.instructions_per_request, callgrind.requests, callgrind.measured_instructions, callgrind.baseline_instructions
+            ));
+        }
+        for entry in &self.memory {
+            text.push_str(&format!(
+                "memory [{}]: idle {}; under load {}\n",
+                entry.backend,
+                memory(entry.idle),
+                memory(entry.under_load)
+            ));
+        }
+        if let Some(soak) = &self.soak {
+            let samples: Vec<String> = soak
+                .samples
+                .iter()
+                .map(|(when, sample)| format!("{when} {}", memory(*sample)))
+                .collect();
+            text.push_str(&format!(
+                "soak [{}]: {} s at {:.1} requests/s, {} failures; {}\n",
+                soak.backend,
+                soak.seconds,
+                soak.requests_per_second,
+                soak.failures,
+                samples.join("; ")
+            ));
+        }
+        for charging in &self.charging {
+            text.push_str(&format!(
+                "charging [{}]: {} units charged for {} successful souk sync calls: {}\n",
+                charging.backend,
+                charging.units_charged,
+                charging.successful_souk_calls,
+                if charging.exact { "exact" } else { "MISMATCH" }
+            ));
+        }
+        for skipped in &self.skipped {
+            text.push_str(&format!("skipped: {skipped}\n"));
         }
         text
     }
 
     /// Whether the run is clean: no failure anywhere and exact charging.
     pub fn passed(&self) -> bool {
-        self.charging.exact && self.scenarios.iter().all(|scenario| scenario.failures == 0)
+        self.charging.iter().all(|charging| charging.exact)
+            && self.scenarios.iter().all(|scenario| scenario.failures == 0)
+            && self.soak.as_ref().is_none_or(|soak| soak.failures == 0)
     }
 }
 
@@ -94,33 +228,66 @@ impl Report {
 mod tests {
     use super::*;
 
+    fn scenario(name: &str, backend: Option<&str>, rps: f64) -> ScenarioReport {
+        ScenarioReport {
+            name: name.to_owned(),
+            backend: backend.map(str::to_owned),
+            load_generator: "wrk".to_owned(),
+            runs_requests_per_second: vec![rps],
+            requests_per_second: rps,
+            p50_ms: 1.234,
+            p99_ms: 5.0,
+            successes: 10,
+            failures: 0,
+            first_failure: None,
+            ratio_to_nginx: None,
+            ratio_to_direct: None,
+        }
+    }
+
     #[test]
-    fn table_has_one_row_per_scenario() {
-        let report = Report {
-            requests: 10,
-            concurrency: 2,
-            warmup: 200,
-            scenarios: vec![ScenarioReport {
-                name: "direct",
-                requests: 10,
-                failures: 0,
-                seconds: 0.5,
-                requests_per_second: 20.0,
-                p50_ms: 1.234,
-                p99_ms: 5.0,
-                ratio_to_direct: 1.0,
-            }],
-            charging: ChargingReport {
-                successful_souk_calls: 0,
-                units_charged: 0,
+    fn table_has_one_row_per_scenario_with_ratios() {
+        let mut report = Report {
+            duration_secs: 10,
+            warmup_secs: 3,
+            runs: 3,
+            concurrency: 32,
+            threads: 1,
+            pinning: "not pinned".to_owned(),
+            method: "3 runs".to_owned(),
+            scenarios: vec![
+                scenario("direct", None, 40.0),
+                scenario("nginx proxy", None, 20.0),
+                scenario("souk sync invoke", Some("sqlite"), 10.0),
+            ],
+            skipped: vec!["callgrind: valgrind not installed".to_owned()],
+            charging: vec![ChargingReport {
+                backend: "sqlite".to_owned(),
+                successful_souk_calls: 3,
+                units_charged: 3,
                 exact: true,
-            },
+            }],
+            memory: vec![],
+            soak: None,
+            callgrind: None,
         };
+        report.compute_ratios();
+        assert_eq!(report.scenarios[2].ratio_to_nginx, Some(0.5));
+        assert_eq!(report.scenarios[2].ratio_to_direct, Some(0.25));
+        let table = report.table();
+        let lines: Vec<&str> = table.lines().collect();
         assert_eq!(
-            report.table(),
-            "scenario             requests/s    p50 ms    p99 ms  vs direct\n\
-             direct                     20.0      1.23      5.00      1.00x\n"
+            lines[0],
+            "scenario                                     requests/s    p50 ms    p99 ms  vs nginx  vs direct"
         );
+        assert_eq!(
+            lines[3],
+            "souk sync invoke [sqlite]                          10.0      1.23      5.00     0.50x      0.25x"
+        );
+        assert!(table.contains("charging [sqlite]: 3 units charged for 3 successful souk sync calls: exact\n"));
+        assert!(table.contains("skipped: callgrind: valgrind not installed\n"));
         assert!(report.passed());
+        report.charging[0].exact = false;
+        assert!(!report.passed());
     }
 }

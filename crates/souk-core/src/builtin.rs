@@ -1,4 +1,4 @@
-//! The APIs souk serves itself (codes, image APIs, temp media) go through the same policy step as a
+//! The APIs souk serves itself (codes, image APIs, temp media, customer-service messages, paid unionid) go through the same policy step as a
 //! service-market call before any work is done: the app's own rate limit (one budget over all its
 //! calls, market and built-in alike), then the API's limit per calling app, then the call is logged
 //! under the reserved service [`BUILTIN_SERVICE`] with the API's platform name, so `GET calls`,
@@ -38,11 +38,17 @@ pub enum BuiltinApi {
     UploadMedia,
     /// `GET /cgi-bin/media/get`.
     GetMedia,
+    /// `POST /cgi-bin/message/custom/send`.
+    SendMessage,
+    /// `POST /cgi-bin/message/custom/typing`.
+    SetTyping,
+    /// `GET /wxa/getpaidunionid`.
+    GetPaidUnionId,
 }
 
 impl BuiltinApi {
     /// Every built-in API.
-    pub const ALL: [BuiltinApi; 8] = [
+    pub const ALL: [BuiltinApi; 11] = [
         BuiltinApi::CreateQrCode,
         BuiltinApi::GetCode,
         BuiltinApi::GetUnlimitedCode,
@@ -51,6 +57,9 @@ impl BuiltinApi {
         BuiltinApi::SuperResolution,
         BuiltinApi::UploadMedia,
         BuiltinApi::GetMedia,
+        BuiltinApi::SendMessage,
+        BuiltinApi::SetTyping,
+        BuiltinApi::GetPaidUnionId,
     ];
 
     /// The platform's name of the API (the call log's `api`, the config's key).
@@ -64,6 +73,9 @@ impl BuiltinApi {
             BuiltinApi::SuperResolution => "img.superresolution",
             BuiltinApi::UploadMedia => "customerServiceMessage.uploadTempMedia",
             BuiltinApi::GetMedia => "customerServiceMessage.getTempMedia",
+            BuiltinApi::SendMessage => "customerServiceMessage.send",
+            BuiltinApi::SetTyping => "customerServiceMessage.setTyping",
+            BuiltinApi::GetPaidUnionId => "auth.getPaidUnionId",
         }
     }
 
@@ -111,14 +123,14 @@ impl Souk {
         call.api = Some(api.name().to_owned());
         let now_ms = self.now_ms();
         if let Some(limit) = &app.rate_limit {
-            let decision = self.rate_limiter.check(&crate::market::app_rate_key(&app.appid), limit, now_ms).await;
+            let decision = self
+                .rate_limiter
+                .check(&crate::market::app_rate_key(&app.appid), limit, now_ms)
+                .await;
             if !decision.allowed {
                 return Err(Failure::new(
                     Code::ApiMinuteQuota,
-                    format!(
-                        "app {} is over its rate limit; retry in {} ms",
-                        app.appid, decision.retry_after_ms
-                    ),
+                    format!("app {} is over its rate limit; retry in {} ms", app.appid, decision.retry_after_ms),
                 ));
             }
         }

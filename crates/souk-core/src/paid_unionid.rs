@@ -57,7 +57,10 @@ impl Souk {
     /// `POST /souk/v1/admin/payments`: keeps a payment; reporting an order again answers the first
     /// report (`false`: nothing new). The openid must be a user of the app.
     pub async fn record_payment(&self, new: &NewPayment) -> Result<(PaymentRecord, bool)> {
-        let app = self.get_app(&new.appid).await.map_err(|_| bad(format!("{} is not a registered app", new.appid)))?;
+        let app = self
+            .get_app(&new.appid)
+            .await
+            .map_err(|_| bad(format!("{} is not a registered app", new.appid)))?;
         let user = self.store.find_user(&app.appid, &new.openid).await.map_err(|err| internal(&err))?;
         if user.is_none() {
             return Err(bad(format!("openid {:?} is not a user of app {}", new.openid, app.appid)));
@@ -94,10 +97,7 @@ impl Souk {
         match self.store.record_payment(&payment).await.map_err(|err| internal(&err))? {
             PaymentInsert::Inserted(payment) => Ok((payment, true)),
             PaymentInsert::Existing(first) if first.appid == payment.appid && first.openid == payment.openid => Ok((first, false)),
-            PaymentInsert::Existing(_) => Err(Failure::new(
-                Code::AdminConflict,
-                "this order was reported for another app or user",
-            )),
+            PaymentInsert::Existing(_) => Err(Failure::new(Code::AdminConflict, "this order was reported for another app or user")),
         }
     }
 

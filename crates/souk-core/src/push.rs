@@ -52,7 +52,13 @@ mod tests {
 
     #[test]
     fn the_query_carries_a_checkable_signature() {
-        let request = signed_push("https://app.example/push?x=1", Some("tok"), 1_700_000_000, b"{}".to_vec(), Duration::from_secs(1));
+        let request = signed_push(
+            "https://app.example/push?x=1",
+            Some("tok"),
+            1_700_000_000,
+            b"{}".to_vec(),
+            Duration::from_secs(1),
+        );
         let (base, query) = request.url.split_once("?x=1&").unwrap();
         assert_eq!(base, "https://app.example/push");
         let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();

@@ -8,8 +8,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use souk_types::admin::{
     ApiPatch, ApiView, AppPatch, AppView, AppWithSecret, CallView, CloudAppPatch, CloudAppView, CloudAppWithSecret, GrantView, JobView,
-    LedgerEntryView, List, NewApi, NewApp, NewCloudApp, NewGrant, NewPackage, NewService, PackageView, ServicePatch, ServiceView,
-    ServiceWithSecret,
+    LedgerEntryView, List, NewApi, NewApp, NewCloudApp, NewGrant, NewPackage, NewPayment, NewService, PackageView, PaymentView,
+    ServicePatch, ServiceView, ServiceWithSecret,
 };
 
 use crate::error::api_error;
@@ -239,6 +239,14 @@ impl AdminClient {
     pub async fn delete_grant(&self, payer_appid: &str, caller_appid: &str) -> Result<(), SdkError> {
         let url = self.url(&["grants", payer_appid, caller_appid], &[]);
         self.send(Method::DELETE, url, None).await.map(drop)
+    }
+
+    // ---- payments ----
+
+    /// `POST payments`: reports a payment a user made to an app (for getPaidUnionId). Reporting the
+    /// same order again answers the first report.
+    pub async fn create_payment(&self, payment: &NewPayment) -> Result<PaymentView, SdkError> {
+        self.call(Method::POST, &["payments"], &[], Some(payment)).await
     }
 
     // ---- cloud apps ----

@@ -56,6 +56,7 @@ store_cases! {
     settle_commit_and_release => sqlite_settle_commit_and_release, postgres_settle_commit_and_release;
     client_msg_id_duplicate => sqlite_client_msg_id_duplicate, postgres_client_msg_id_duplicate;
     reserve_exactly_once => sqlite_reserve_exactly_once, postgres_reserve_exactly_once;
+    mixed_burst_answers_each_operation => sqlite_mixed_burst_answers_each_operation, postgres_mixed_burst_answers_each_operation;
     client_msg_id_exactly_once => sqlite_client_msg_id_exactly_once, postgres_client_msg_id_exactly_once;
     client_msg_id_failed_claims_do_not_stick => sqlite_client_msg_id_failed_claims_do_not_stick, postgres_client_msg_id_failed_claims_do_not_stick;
     reap_reservations => sqlite_reap_reservations, postgres_reap_reservations;
@@ -85,6 +86,7 @@ store_cases! {
     messages_reply_limit_race => sqlite_messages_reply_limit_race, postgres_messages_reply_limit_race;
     messages_typing => sqlite_messages_typing, postgres_messages_typing;
     messages_push_outbox => sqlite_messages_push_outbox, postgres_messages_push_outbox;
+    messages_numbering_race => sqlite_messages_numbering_race, postgres_messages_numbering_race;
     payments_record_and_find => sqlite_payments_record_and_find, postgres_payments_record_and_find;
 }
 

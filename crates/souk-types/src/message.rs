@@ -93,7 +93,9 @@ impl MessageContent {
                 title,
                 pagepath,
                 thumb_media_id,
-            } => json!({"msgtype": "miniprogrampage", "miniprogrampage": {"title": title, "pagepath": pagepath, "thumb_media_id": thumb_media_id}}),
+            } => {
+                json!({"msgtype": "miniprogrampage", "miniprogrampage": {"title": title, "pagepath": pagepath, "thumb_media_id": thumb_media_id}})
+            }
             MessageContent::Event { event } => json!({"msgtype": "event", "event": event}),
         }
     }
@@ -210,7 +212,10 @@ fn check_title(title: &str, path: &str) -> Result<(), BadRequest> {
 
 fn check_url(url: &str, path: &str) -> Result<(), BadRequest> {
     if url.len() > MAX_URL_BYTES {
-        return Err(bad(Code::MessageContentTooLong, format!("{path} is longer than {MAX_URL_BYTES} bytes")));
+        return Err(bad(
+            Code::MessageContentTooLong,
+            format!("{path} is longer than {MAX_URL_BYTES} bytes"),
+        ));
     }
     let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
     let rest = if lower.starts_with("https://") {
@@ -221,7 +226,10 @@ fn check_url(url: &str, path: &str) -> Result<(), BadRequest> {
         return Err(bad(Code::DataFormatError, format!("{path} must be an http or https URL")));
     };
     if rest.is_empty() || rest.starts_with('/') || url.chars().any(char::is_whitespace) {
-        return Err(bad(Code::DataFormatError, format!("{path} must be an http or https URL with a host")));
+        return Err(bad(
+            Code::DataFormatError,
+            format!("{path} must be an http or https URL with a host"),
+        ));
     }
     Ok(())
 }
@@ -297,8 +305,12 @@ fn parse_card(fields: &Map<String, Value>) -> Result<MessageContent, BadRequest>
 
 /// The `msgtype` and its object, for the kinds `allowed` lists.
 fn parse_content(fields: &Map<String, Value>, allowed: &[&str]) -> Result<MessageContent, BadRequest> {
-    let msgtype = optional_text(fields, "msgtype", "msgtype")?
-        .ok_or_else(|| bad(Code::MessageTypeInvalid, format!("msgtype is missing (one of {})", allowed.join(", "))))?;
+    let msgtype = optional_text(fields, "msgtype", "msgtype")?.ok_or_else(|| {
+        bad(
+            Code::MessageTypeInvalid,
+            format!("msgtype is missing (one of {})", allowed.join(", ")),
+        )
+    })?;
     if !allowed.contains(&msgtype.as_str()) {
         return Err(bad(
             Code::MessageTypeInvalid,
@@ -313,10 +325,7 @@ fn parse_content(fields: &Map<String, Value>, allowed: &[&str]) -> Result<Messag
         _ => {
             let event = optional_text(fields, "event", "event")?.unwrap_or_default();
             if event != USER_ENTER_EVENT {
-                return Err(bad(
-                    Code::MessageTypeInvalid,
-                    format!("event {event:?} is not {USER_ENTER_EVENT}"),
-                ));
+                return Err(bad(Code::MessageTypeInvalid, format!("event {event:?} is not {USER_ENTER_EVENT}")));
             }
             Ok(MessageContent::Event { event })
         }
@@ -401,25 +410,46 @@ mod tests {
         assert_eq!(send_code(json!({"touser": "o", "msgtype": "voice"})), Code::MessageTypeInvalid);
         assert_eq!(send_code(json!({"touser": "o"})), Code::MessageTypeInvalid);
         assert_eq!(send_code(json!({"touser": "o", "msgtype": "text"})), Code::DataFormatError);
-        assert_eq!(send_code(json!({"touser": "o", "msgtype": "text", "text": {"content": ""}})), Code::MessageContentEmpty);
-        assert_eq!(send_code(json!({"touser": "o", "msgtype": "text", "text": {"content": 5}})), Code::DataFormatError);
+        assert_eq!(
+            send_code(json!({"touser": "o", "msgtype": "text", "text": {"content": ""}})),
+            Code::MessageContentEmpty
+        );
+        assert_eq!(
+            send_code(json!({"touser": "o", "msgtype": "text", "text": {"content": 5}})),
+            Code::DataFormatError
+        );
         let long = "好".repeat(MAX_TEXT_BYTES / 3 + 1);
-        assert_eq!(send_code(json!({"touser": "o", "msgtype": "text", "text": {"content": long}})), Code::MessageContentTooLong);
-        assert_eq!(send_code(json!({"touser": "o", "msgtype": "image", "image": {}})), Code::MediaIdInvalid);
+        assert_eq!(
+            send_code(json!({"touser": "o", "msgtype": "text", "text": {"content": long}})),
+            Code::MessageContentTooLong
+        );
+        assert_eq!(
+            send_code(json!({"touser": "o", "msgtype": "image", "image": {}})),
+            Code::MediaIdInvalid
+        );
         let link = |url: &str| json!({"touser": "o", "msgtype": "link", "link": {"title": "t", "description": "d", "url": url, "thumb_url": "https://a.example/t"}});
         assert_eq!(send_code(link("ftp://a.example")), Code::DataFormatError);
         assert_eq!(send_code(link("https://")), Code::DataFormatError);
-        assert_eq!(send_code(link(&format!("https://a.example/{}", "x".repeat(MAX_URL_BYTES)))), Code::MessageContentTooLong);
+        assert_eq!(
+            send_code(link(&format!("https://a.example/{}", "x".repeat(MAX_URL_BYTES)))),
+            Code::MessageContentTooLong
+        );
         let card = |title: &str, page: &str| json!({"touser": "o", "msgtype": "miniprogrampage", "miniprogrampage": {"title": title, "pagepath": page, "thumb_media_id": "m"}});
         assert_eq!(send_code(card("", "pages/a")), Code::DataFormatError);
-        assert_eq!(send_code(card(&"t".repeat(MAX_TITLE_CHARS + 1), "pages/a")), Code::MessageContentTooLong);
+        assert_eq!(
+            send_code(card(&"t".repeat(MAX_TITLE_CHARS + 1), "pages/a")),
+            Code::MessageContentTooLong
+        );
         assert_eq!(send_code(card("t", "")), Code::MessagePagepathInvalid);
         assert_eq!(
             parse_user_message(br#"{"msgtype":"link","link":{}}"#).unwrap_err().code,
             Code::MessageTypeInvalid,
             "users send no links"
         );
-        assert_eq!(parse_user_message(br#"{"msgtype":"event","event":"x"}"#).unwrap_err().code, Code::MessageTypeInvalid);
+        assert_eq!(
+            parse_user_message(br#"{"msgtype":"event","event":"x"}"#).unwrap_err().code,
+            Code::MessageTypeInvalid
+        );
     }
 
     #[test]
@@ -428,7 +458,11 @@ mod tests {
         assert_eq!(typing.command, TypingCommand::Typing);
         let cancel = parse_typing(br#"{"touser":"o","command":"CancelTyping"}"#).unwrap();
         assert_eq!(cancel.command, TypingCommand::CancelTyping);
-        for bad in [r#"{"touser":"o","command":"typing"}"#, r#"{"touser":"o"}"#, r#"{"touser":"o","command":1}"#] {
+        for bad in [
+            r#"{"touser":"o","command":"typing"}"#,
+            r#"{"touser":"o"}"#,
+            r#"{"touser":"o","command":1}"#,
+        ] {
             assert_eq!(parse_typing(bad.as_bytes()).unwrap_err().code, Code::TypingCommandInvalid, "{bad}");
         }
         assert_eq!(parse_typing(br#"{"command":"Typing"}"#).unwrap_err().code, Code::InvalidOpenid);

@@ -71,7 +71,14 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let address = listener.local_addr().map_err(|err| err.to_string())?;
     println!("souk listening on http://{address} (data in {})", config.data_dir.display());
     axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown({
+            let souk = souk.clone();
+            async move {
+                shutdown_signal().await;
+                // Open message streams would hold the graceful shutdown for their whole life.
+                souk.close_message_streams();
+            }
+        })
         .await
         .map_err(|err| format!("server error: {err}"))?;
 

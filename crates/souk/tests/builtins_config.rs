@@ -39,7 +39,10 @@ async fn start(config: &std::path::Path, data_dir: &std::path::Path) -> Server {
         base: format!("http://127.0.0.1:{port}"),
     };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("{}/healthz", server.base)).await.map_or(true, |r| !r.status().is_success()) {
+    while reqwest::get(format!("{}/healthz", server.base))
+        .await
+        .map_or(true, |r| !r.status().is_success())
+    {
         assert!(Instant::now() < deadline, "souk did not become healthy");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -59,7 +62,9 @@ async fn app_token(http: &reqwest::Client, base: &str) -> (String, String) {
         .unwrap();
     let (appid, secret) = (app["appid"].as_str().unwrap(), app["secret"].as_str().unwrap());
     let token: Value = http
-        .get(format!("{base}/cgi-bin/token?grant_type=client_credential&appid={appid}&secret={secret}"))
+        .get(format!(
+            "{base}/cgi-bin/token?grant_type=client_credential&appid={appid}&secret={secret}"
+        ))
         .send()
         .await
         .unwrap()
@@ -154,5 +159,8 @@ fn a_bad_builtins_section_stops_serve_with_a_clear_message() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("unknown api \"img.scan\"") && stderr.contains("img.scanQRCode"), "{stderr}");
+    assert!(
+        stderr.contains("unknown api \"img.scan\"") && stderr.contains("img.scanQRCode"),
+        "{stderr}"
+    );
 }

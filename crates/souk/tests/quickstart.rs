@@ -198,6 +198,52 @@ async fn readme_quick_start_works_end_to_end() {
     );
     assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
 
+    // getPaidUnionId's payments, reported from the command line for one of the app's users.
+    let session: Value = reqwest::Client::new()
+        .post(format!("{}/souk/v1/client-sessions?access_token={token}", server.base))
+        .body(json!({"user": "alice"}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let openid = session["openid"].as_str().unwrap();
+    let report = [
+        "payments",
+        "add",
+        "--appid",
+        &appid,
+        "--openid",
+        openid,
+        "--transaction-id",
+        "4200001",
+        "--amount",
+        "990",
+    ];
+    let payment = admin_json(&server, &data_dir, &report);
+    assert_eq!(
+        (payment["transaction_id"].as_str(), payment["amount"].as_i64()),
+        (Some("4200001"), Some(990))
+    );
+    assert_eq!(
+        admin_json(&server, &data_dir, &report),
+        payment,
+        "reporting it again answers the first report"
+    );
+    // The app is bound to no open account: the SDK's getPaidUnionId answers 89002.
+    let wechat = souk_sdk::WechatClient::new(&server.base).unwrap();
+    match wechat.get_paid_unionid(&token, openid, "4200001").await {
+        Err(souk_sdk::SdkError::Wechat { errcode, .. }) => assert_eq!(errcode, 89002),
+        other => panic!("expected 89002, got {other:?}"),
+    }
+    // The user never wrote: the SDK's custom send answers 45015.
+    let text = json!({"msgtype": "text", "text": {"content": "hello"}});
+    match wechat.send_custom_message(&token, openid, text).await {
+        Err(souk_sdk::SdkError::Wechat { errcode, .. }) => assert_eq!(errcode, 45015),
+        other => panic!("expected 45015, got {other:?}"),
+    }
+
     let missing = admin(&server, &data_dir, &["apps", "show", "wx0000000000000000"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("error:"));

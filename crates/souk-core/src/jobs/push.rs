@@ -50,7 +50,13 @@ impl Souk {
             "RequestID": job.request_id,
             "Data": outcome.as_ref().map_or("", String::as_str),
         });
-        let request = signed_push(&message_url, app.message_token.as_deref(), now_s, event.to_string().into_bytes(), PUSH_TIMEOUT);
+        let request = signed_push(
+            &message_url,
+            app.message_token.as_deref(),
+            now_s,
+            event.to_string().into_bytes(),
+            PUSH_TIMEOUT,
+        );
         let transport = self.transport.clone();
         let request_id = job.request_id.clone();
         tokio::spawn(push_with_retries(transport, request, request_id));

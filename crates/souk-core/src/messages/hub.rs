@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::{broadcast, watch, Notify};
 
 /// Events kept for slow streams before they lag (and catch up from the store).
 const CAPACITY: usize = 1024;
@@ -55,6 +55,7 @@ impl HubEvent {
 pub struct MessageHub {
     events: broadcast::Sender<Arc<HubEvent>>,
     pub(crate) pushes: Notify,
+    closing: watch::Sender<bool>,
 }
 
 impl Default for MessageHub {
@@ -62,6 +63,7 @@ impl Default for MessageHub {
         MessageHub {
             events: broadcast::channel(CAPACITY).0,
             pushes: Notify::new(),
+            closing: watch::channel(false).0,
         }
     }
 }
@@ -70,6 +72,16 @@ impl MessageHub {
     /// A new listener of every conversation's events (filter with [`HubEvent::is_for`]).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<HubEvent>> {
         self.events.subscribe()
+    }
+
+    /// Becomes `true` when souk shuts down: streams end then.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// Tells every stream to end.
+    pub(crate) fn close(&self) {
+        self.closing.send_replace(true);
     }
 
     /// Tells listeners; no listener is fine.

@@ -68,7 +68,27 @@ pub fn message_item(message: &StoredMessage) -> Value {
     item
 }
 
+/// 40165 unless the page of `pagepath` (before any query) is a registered page of `app`: the check
+/// the code APIs make.
+fn check_pagepath(app: &App, pagepath: &str) -> Result<()> {
+    let page = pagepath.split_once('?').map_or(pagepath, |(page, _)| page);
+    if is_registered_page(&app.pages, page.trim_start_matches('/')) {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            Code::MessagePagepathInvalid,
+            format!("miniprogrampage.pagepath {page:?} is not a registered page of the app"),
+        ))
+    }
+}
+
 impl Souk {
+    /// Ends every open client message stream (clients reconnect with `Last-Event-ID`); `souk serve`
+    /// calls it when shutdown starts, so open streams do not hold the graceful shutdown.
+    pub fn close_message_streams(&self) {
+        self.messages.close();
+    }
+
     /// The signal client streams subscribe to.
     pub fn message_hub(&self) -> &hub::MessageHub {
         &self.messages
@@ -80,7 +100,10 @@ impl Souk {
         let app = &client.app;
         match content {
             MessageContent::Image { media_id } => self.check_app_media(app, media_id, "image.media_id").await?,
-            MessageContent::MiniProgramPage { thumb_media_id, .. } => {
+            MessageContent::MiniProgramPage {
+                pagepath, thumb_media_id, ..
+            } => {
+                check_pagepath(app, pagepath)?;
                 self.check_app_media(app, thumb_media_id, "miniprogrampage.thumb_media_id").await?;
             }
             _ => {}
@@ -110,13 +133,7 @@ impl Souk {
             MessageContent::MiniProgramPage {
                 pagepath, thumb_media_id, ..
             } => {
-                let page = pagepath.split_once('?').map_or(pagepath.as_str(), |(page, _)| page);
-                if !is_registered_page(&app.pages, page.trim_start_matches('/')) {
-                    return Err(Failure::new(
-                        Code::MessagePagepathInvalid,
-                        format!("miniprogrampage.pagepath {page:?} is not a registered page of the app"),
-                    ));
-                }
+                check_pagepath(app, pagepath)?;
                 self.check_app_media(app, thumb_media_id, "miniprogrampage.thumb_media_id").await?;
             }
             _ => {}
@@ -201,7 +218,10 @@ impl Souk {
     async fn check_openid(&self, app: &App, openid: &str) -> Result<()> {
         match self.store.find_user(&app.appid, openid).await.map_err(|err| internal(&err))? {
             Some(_) => Ok(()),
-            None => Err(Failure::new(Code::InvalidOpenid, format!("touser {openid:?} is not a user of the app"))),
+            None => Err(Failure::new(
+                Code::InvalidOpenid,
+                format!("touser {openid:?} is not a user of the app"),
+            )),
         }
     }
 

@@ -50,7 +50,9 @@ pub fn push_body(message: &StoredMessage) -> Value {
     body.insert("ToUserName".into(), json!(message.appid));
     body.insert("FromUserName".into(), json!(message.openid));
     body.insert("CreateTime".into(), json!(message.created_at_ms.div_euclid(1000)));
-    let content = serde_json::from_str(&message.body).ok().and_then(|value| MessageContent::from_json(&value));
+    let content = serde_json::from_str(&message.body)
+        .ok()
+        .and_then(|value| MessageContent::from_json(&value));
     match content {
         Some(MessageContent::Text { content }) => {
             body.insert("MsgType".into(), json!("text"));
@@ -130,7 +132,13 @@ impl Souk {
                 message_token,
                 ..
             }) => {
-                let request = signed_push(url, message_token.as_deref(), started_ms.div_euclid(1000), bytes.clone(), PUSH_TIMEOUT);
+                let request = signed_push(
+                    url,
+                    message_token.as_deref(),
+                    started_ms.div_euclid(1000),
+                    bytes.clone(),
+                    PUSH_TIMEOUT,
+                );
                 match self.transport.post(request).await {
                     ProviderReply::Answered { status, .. } if (200..300).contains(&status) => Ok(()),
                     ProviderReply::Answered { status, .. } => Err(format!("the app's server answered HTTP {status}")),
@@ -168,7 +176,11 @@ impl Souk {
                 plugin_appid: None,
                 service_id: None,
                 api: None,
-                errcode: if result.is_ok() { 0 } else { souk_types::Code::SystemError.errcode() },
+                errcode: if result.is_ok() {
+                    0
+                } else {
+                    souk_types::Code::SystemError.errcode()
+                },
                 message: match (&result, &attempt) {
                     (Ok(()), _) => Some(format!("msg {} delivered (attempt {})", message.msg_id, message.push_attempts)),
                     (Err(_), PushAttempt::Failed { error }) => Some(format!("msg {}: {error}", message.msg_id)),

@@ -27,7 +27,12 @@ fn view(payment: PaymentRecord) -> PaymentView {
 }
 
 /// `POST payments {appid, openid, transaction_id?, mch_id?, out_trade_no?, amount?, paid_at?}`.
-pub async fn create(State(state): State<AppState>, _: AdminAuth, context: RequestContext, AdminJson(new): AdminJson<NewPayment>) -> Response {
+pub async fn create(
+    State(state): State<AppState>,
+    _: AdminAuth,
+    context: RequestContext,
+    AdminJson(new): AdminJson<NewPayment>,
+) -> Response {
     match state.souk.record_payment(&new).await {
         Ok((payment, inserted)) => {
             let status = if inserted { StatusCode::CREATED } else { StatusCode::OK };

@@ -6,7 +6,9 @@
 //! The stream subscribes to the domain's in-process signal first and reads the store second, so no
 //! message falls between the two; a message event's `id:` is the message's number in the
 //! conversation, and every wake-up (or [`STREAM_POLL`] for messages another node stored) reads the
-//! store from the last number sent. Typing changes are `typing` events without an id.
+//! store from the last number sent. Typing changes are `typing` events without an id; the stream also
+//! says `typing: false` when the state runs out (15 s, on the stream's own timer) or an `out` message
+//! ends it.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -19,13 +21,15 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use souk_core::builtin::BuiltinApi;
 use souk_core::messages::hub::HubEvent;
 use souk_core::messages::message_item;
+use souk_core::store::messages::Direction;
 use souk_core::Failure;
 use souk_core::Souk;
 use souk_types::message::{parse_custom_send, parse_typing, parse_user_message};
 use souk_types::Code;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::context::RequestContext;
 use crate::extract::{call_record, read_limited, ClientAuth, QueryPairs, WechatCaller};
@@ -38,18 +42,25 @@ use crate::state::AppState;
 pub const STREAM_POLL: Duration = Duration::from_secs(5);
 /// How often an idle stream sends a comment, so proxies keep it open.
 pub const STREAM_KEEP_ALIVE: Duration = Duration::from_secs(15);
-/// A stream ends after this long; the client reconnects with `Last-Event-ID` and loses nothing.
-pub const STREAM_MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
+/// A stream ends after this long (and when souk shuts down); the client reconnects with
+/// `Last-Event-ID` and loses nothing.
+pub const STREAM_MAX_LIFETIME: Duration = Duration::from_secs(5 * 60);
 /// Messages read from the store per catch-up step.
 const CATCH_UP_PAGE: u32 = 100;
 /// History page size unless `limit` says otherwise.
 const HISTORY_PAGE: u32 = 100;
 
 /// `POST /cgi-bin/message/custom/send?access_token=` `{touser, msgtype, ...}` → `{errcode: 0, errmsg: "ok"}`.
-pub async fn custom_send(State(state): State<AppState>, context: RequestContext, WechatCaller(caller): WechatCaller, body: Body) -> Response {
+pub async fn custom_send(
+    State(state): State<AppState>,
+    context: RequestContext,
+    WechatCaller(caller): WechatCaller,
+    body: Body,
+) -> Response {
     let mut call = call_record(&context, "send");
     call.appid = Some(caller.app.appid.clone());
     let sent = async {
+        state.souk.admit_builtin(&caller.app, BuiltinApi::SendMessage, &mut call).await?;
         let bytes = read_limited(body, state.settings.max_body_bytes).await?;
         call.bytes_in = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
         let send = parse_custom_send(&bytes).map_err(|bad| Failure::new(bad.code, bad.detail))?;
@@ -69,6 +80,7 @@ pub async fn typing(State(state): State<AppState>, context: RequestContext, Wech
     let mut call = call_record(&context, "typing");
     call.appid = Some(caller.app.appid.clone());
     let done = async {
+        state.souk.admit_builtin(&caller.app, BuiltinApi::SetTyping, &mut call).await?;
         let bytes = read_limited(body, state.settings.max_body_bytes).await?;
         call.bytes_in = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
         let request = parse_typing(&bytes).map_err(|bad| Failure::new(bad.code, bad.detail))?;
@@ -101,7 +113,12 @@ pub async fn post_message(State(state): State<AppState>, context: RequestContext
 
 /// `GET /souk/v1/client/messages?since=<id>&limit=` → `{items: [...]}`, oldest first, with `next` (the
 /// `since` of the next page) when the page is full.
-pub async fn history(State(state): State<AppState>, context: RequestContext, ClientAuth(client): ClientAuth, query: QueryPairs) -> Response {
+pub async fn history(
+    State(state): State<AppState>,
+    context: RequestContext,
+    ClientAuth(client): ClientAuth,
+    query: QueryPairs,
+) -> Response {
     let mut call = call_record(&context, "client_messages");
     call.appid = Some(client.app.appid.clone());
     call.openid = Some(client.openid().to_owned());
@@ -121,6 +138,14 @@ pub async fn history(State(state): State<AppState>, context: RequestContext, Cli
     }
     .await;
     finish(&state, &context, call, result.map_err(|failure| (failure, None))).await
+}
+
+/// Sleeps until `at`, or forever when there is none.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A non-negative whole-number query parameter, `default` when absent.
@@ -173,9 +198,11 @@ pub async fn stream(
         openid: client.openid().to_owned(),
         after,
         events: state.souk.message_hub().subscribe(),
+        closing: state.souk.message_hub().closing(),
         ready: VecDeque::new(),
         catch_up: true,
         ends_at: tokio::time::Instant::now() + STREAM_MAX_LIFETIME,
+        typing_ends: None,
     };
     let events = futures::stream::unfold(conversation, |mut conversation| async move {
         let event = conversation.next_event().await?;
@@ -194,17 +221,23 @@ struct Conversation {
     /// The last message number sent.
     after: i64,
     events: broadcast::Receiver<Arc<HubEvent>>,
+    closing: watch::Receiver<bool>,
     /// Events ready to send.
     ready: VecDeque<Event>,
     /// The store must be read from `after`.
     catch_up: bool,
     ends_at: tokio::time::Instant,
+    /// When the typing state the client was told of runs out (then `typing: false` is sent).
+    typing_ends: Option<tokio::time::Instant>,
 }
 
 impl Conversation {
     /// The next event to send; `None` ends the stream (lifetime over, store failure, souk stopping).
     async fn next_event(&mut self) -> Option<Event> {
         loop {
+            if *self.closing.borrow() {
+                return None;
+            }
             if let Some(event) = self.ready.pop_front() {
                 return Some(event);
             }
@@ -220,6 +253,8 @@ impl Conversation {
                 },
                 () = tokio::time::sleep(STREAM_POLL) => self.catch_up = true,
                 () = tokio::time::sleep_until(self.ends_at) => return None,
+                _ = self.closing.changed() => return None,
+                () = sleep_until_some(self.typing_ends) => self.stop_typing(),
             }
         }
     }
@@ -247,8 +282,19 @@ impl Conversation {
                     .event("message")
                     .data(message_item(&message).to_string()),
             );
+            // The app's message ends its typing state.
+            if message.direction == Direction::Out && self.typing_ends.is_some() {
+                self.stop_typing();
+            }
         }
         Some(())
+    }
+
+    /// Tells the client typing stopped.
+    fn stop_typing(&mut self) {
+        self.typing_ends = None;
+        self.ready
+            .push_back(Event::default().event("typing").data(json!({ "typing": false }).to_string()));
     }
 
     fn take(&mut self, event: &HubEvent) {
@@ -259,8 +305,11 @@ impl Conversation {
             HubEvent::Message { seq, .. } => self.catch_up |= *seq > self.after,
             HubEvent::Typing { typing, until_ms, .. } => {
                 let mut data = json!({ "typing": typing });
-                if let Some(until_ms) = until_ms {
-                    data["expires_in"] = json!(((until_ms - self.souk.now_ms()).max(0) + 999) / 1000);
+                self.typing_ends = None;
+                if let (true, Some(until_ms)) = (*typing, until_ms) {
+                    let left_ms = (until_ms - self.souk.now_ms()).max(0);
+                    data["expires_in"] = json!((left_ms + 999) / 1000);
+                    self.typing_ends = Some(tokio::time::Instant::now() + Duration::from_millis(left_ms.unsigned_abs()));
                 }
                 self.ready.push_back(Event::default().event("typing").data(data.to_string()));
             }

@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::response::Response;
 use serde_json::json;
+use souk_core::builtin::BuiltinApi;
 use souk_core::paid_unionid::OrderRef;
 
 use crate::context::RequestContext;
@@ -28,7 +29,11 @@ pub async fn get_paid_unionid(
         (None, Some(mch_id), Some(out_trade_no)) => Some(OrderRef::MerchantOrder { mch_id, out_trade_no }),
         _ => None,
     };
-    let body = match state.souk.paid_unionid(&caller, openid, order).await {
+    let found = match state.souk.admit_builtin(&caller.app, BuiltinApi::GetPaidUnionId, &mut call).await {
+        Ok(()) => state.souk.paid_unionid(&caller, openid, order).await,
+        Err(failure) => Err(failure),
+    };
+    let body = match found {
         Ok(unionid) => json!({"unionid": unionid, "errcode": 0, "errmsg": "ok"}),
         Err(failure) => noted_failure(&mut call, &failure, &context.request_id),
     };

@@ -91,10 +91,7 @@ async fn an_apps_rate_limit_covers_builtin_and_market_calls_alike() {
             .map(|call| (call["api"].as_str().unwrap().to_owned(), call["errcode"].as_i64().unwrap()))
             .collect();
         for expected in [("wxacode.createQRCode", 0), ("img.scanQRCode", 45011), ("img.scanQRCode", 0)] {
-            assert!(
-                seen.contains(&(expected.0.to_owned(), expected.1)),
-                "{expected:?} in {seen:?}"
-            );
+            assert!(seen.contains(&(expected.0.to_owned(), expected.1)), "{expected:?} in {seen:?}");
         }
         assert!(calls.iter().all(|call| call["appid"] == market.appid.as_str()));
         let scans = server.calls("service_id=souk&api=img.scanQRCode").await;
@@ -119,19 +116,21 @@ async fn every_builtin_route_is_logged_under_its_platform_name() {
         get(format!("{base}/cv/img/aicrop?access_token={token}")).await;
         get(format!("{base}/cv/img/superresolution?access_token={token}")).await;
         get(format!("{base}/cgi-bin/media/upload?access_token={token}&type=image")).await;
-        server
-            .http
-            .get(format!("{base}/cgi-bin/media/get?access_token={token}&media_id=nothing"))
-            .send()
-            .await
-            .unwrap();
+        get(format!("{base}/cgi-bin/message/custom/send?access_token={token}")).await;
+        get(format!("{base}/cgi-bin/message/custom/typing?access_token={token}")).await;
+        for path in ["/cgi-bin/media/get?media_id=nothing&", "/wxa/getpaidunionid?openid=nobody&"] {
+            server.http.get(format!("{base}{path}access_token={token}")).send().await.unwrap();
+        }
         let calls = server.calls(&format!("appid={appid}&service_id=souk")).await;
         let mut apis: Vec<&str> = calls.iter().map(|call| call["api"].as_str().unwrap()).collect();
         apis.sort_unstable();
         assert_eq!(
             apis,
             [
+                "auth.getPaidUnionId",
                 "customerServiceMessage.getTempMedia",
+                "customerServiceMessage.send",
+                "customerServiceMessage.setTyping",
                 "customerServiceMessage.uploadTempMedia",
                 "img.aiCrop",
                 "img.superresolution",
@@ -139,7 +138,10 @@ async fn every_builtin_route_is_logged_under_its_platform_name() {
                 "wxacode.getUnlimited",
             ]
         );
-        assert!(calls.iter().all(|call| call["errcode"] != 0), "each of these bodies is refused: {calls:?}");
+        assert!(
+            calls.iter().all(|call| call["errcode"] != 0),
+            "each of these bodies is refused: {calls:?}"
+        );
     })
     .await;
 }

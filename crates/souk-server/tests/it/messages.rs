@@ -181,7 +181,10 @@ impl Chat {
             body["touser"] = json!(self.openid);
         }
         self.server
-            .wechat_post(&format!("/cgi-bin/message/custom/send?access_token={}", self.token), body.to_string())
+            .wechat_post(
+                &format!("/cgi-bin/message/custom/send?access_token={}", self.token),
+                body.to_string(),
+            )
             .await
     }
 
@@ -192,7 +195,10 @@ impl Chat {
     async fn typing(&self, command: &str) -> Value {
         let body = json!({"touser": self.openid, "command": command});
         self.server
-            .wechat_post(&format!("/cgi-bin/message/custom/typing?access_token={}", self.token), body.to_string())
+            .wechat_post(
+                &format!("/cgi-bin/message/custom/typing?access_token={}", self.token),
+                body.to_string(),
+            )
             .await
     }
 
@@ -218,7 +224,10 @@ impl Chat {
             .json()
             .await
             .unwrap();
-        answer["media_id"].as_str().unwrap_or_else(|| panic!("upload failed: {answer}")).to_owned()
+        answer["media_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("upload failed: {answer}"))
+            .to_owned()
     }
 
     /// `GET messages?since=`.
@@ -246,7 +255,10 @@ impl Chat {
         }
         let response = request.send().await.unwrap();
         assert_eq!(response.status().as_u16(), 200);
-        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"));
         SseReader {
             response,
             buffer: String::new(),
@@ -348,7 +360,11 @@ async fn inbound_kinds_are_pushed_signed(store: Store) {
     let mut msg_ids = Vec::new();
     for push in &pushes {
         let (timestamp, nonce) = (push.param("timestamp"), push.param("nonce"));
-        assert_eq!(push.param("signature"), expected_signature(PUSH_TOKEN, timestamp, nonce), "{push:?}");
+        assert_eq!(
+            push.param("signature"),
+            expected_signature(PUSH_TOKEN, timestamp, nonce),
+            "{push:?}"
+        );
         assert!((timestamp.parse::<i64>().unwrap() - now_s).abs() <= 1);
         let body = &push.body;
         assert_eq!(body["ToUserName"], json!(chat.appid));
@@ -380,7 +396,9 @@ async fn inbound_kinds_are_pushed_signed(store: Store) {
     let logged = chat.server.calls(&format!("appid={}", chat.appid)).await;
     let push_calls: Vec<&Value> = logged.iter().filter(|call| call["route"] == "message_push").collect();
     assert_eq!(push_calls.len(), 4);
-    assert!(push_calls.iter().all(|call| call["errcode"] == 0 && call["openid"] == json!(chat.openid)));
+    assert!(push_calls
+        .iter()
+        .all(|call| call["errcode"] == 0 && call["openid"] == json!(chat.openid)));
     workers.abort();
 }
 
@@ -404,7 +422,10 @@ async fn failed_pushes_retry_with_backoff_and_are_logged(store: Store) {
     let pushes = chat.app.pushes();
     assert_eq!(pushes.len(), 3);
     let msg_id = &pushes[0].body["MsgId"];
-    assert!(pushes.iter().all(|push| &push.body["MsgId"] == msg_id), "the same message each time");
+    assert!(
+        pushes.iter().all(|push| &push.body["MsgId"] == msg_id),
+        "the same message each time"
+    );
 
     let logged = chat.server.calls("limit=100").await;
     let mut attempts: Vec<&Value> = logged.iter().filter(|call| call["route"] == "message_push").collect();
@@ -460,18 +481,36 @@ async fn outbound_kinds_arrive_on_the_stream_in_order(store: Store) {
     chat.user_text("yes").await;
     let live = resumed.next().await;
     assert_eq!((live.id.as_deref(), &live.data["direction"]), (Some("7"), &json!("in")));
+    assert_eq!(errcode(&chat.typing("Typing").await), 0);
+    assert_eq!(resumed.next().await.data["typing"], true);
+    assert_eq!(errcode(&chat.send_text("found it").await), 0);
+    assert_eq!(resumed.next().await.id.as_deref(), Some("8"));
+    assert_eq!(resumed.next().await.data, json!({"typing": false}), "a message ends typing");
 
     let (status, all) = chat.history("0").await;
     assert_eq!(status, StatusCode::OK);
     let items = all["items"].as_array().unwrap();
-    assert_eq!(items.iter().map(|item| item["id"].as_i64().unwrap()).collect::<Vec<_>>(), (1..=7).collect::<Vec<_>>());
+    assert_eq!(
+        items.iter().map(|item| item["id"].as_i64().unwrap()).collect::<Vec<_>>(),
+        (1..=8).collect::<Vec<_>>()
+    );
     let directions: Vec<&str> = items.iter().map(|item| item["direction"].as_str().unwrap()).collect();
-    assert_eq!(directions, ["in", "out", "out", "out", "out", "out", "in"]);
+    assert_eq!(directions, ["in", "out", "out", "out", "out", "out", "in", "out"]);
     assert_eq!(items[3]["link"], outbound[2]["link"]);
     let (_, later) = chat.history("5").await;
-    assert_eq!(later["items"].as_array().unwrap().len(), 2);
+    assert_eq!(later["items"].as_array().unwrap().len(), 3);
     let (status, bad) = chat.history("-1").await;
     assert_eq!((status, &bad["errCode"]), (StatusCode::BAD_REQUEST, &json!(-1)));
+
+    // Shutdown ends open streams, so they do not hold the graceful shutdown.
+    chat.server.souk.close_message_streams();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(chunk) = resumed.response.chunk().await.unwrap() {
+            assert!(String::from_utf8_lossy(&chunk).starts_with(':'), "only keep-alives are left");
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ended");
 }
 
 async fn reply_window_and_count(store: Store) {
@@ -497,10 +536,14 @@ async fn reply_window_and_count(store: Store) {
     chat.user_text("back again").await;
     assert_eq!(errcode(&chat.send_text("welcome back").await), 0);
 
-    let unknown = chat.send(json!({"touser": "oNOBODY", "msgtype": "text", "text": {"content": "x"}})).await;
+    let unknown = chat
+        .send(json!({"touser": "oNOBODY", "msgtype": "text", "text": {"content": "x"}}))
+        .await;
     assert_eq!(errcode(&unknown), 40003);
     let (_, other_openid) = mint(&chat.server, &chat.token, "bob").await;
-    let bob = chat.send(json!({"touser": other_openid, "msgtype": "text", "text": {"content": "x"}})).await;
+    let bob = chat
+        .send(json!({"touser": other_openid, "msgtype": "text", "text": {"content": "x"}}))
+        .await;
     assert_eq!(errcode(&bob), 45015, "the window is per user");
 }
 
@@ -523,7 +566,10 @@ async fn typing_rules(store: Store) {
     assert_eq!(errcode(&chat.typing("typing").await), 45072);
     let missing = chat
         .server
-        .wechat_post(&format!("/cgi-bin/message/custom/typing?access_token={}", chat.token), json!({"touser": chat.openid}).to_string())
+        .wechat_post(
+            &format!("/cgi-bin/message/custom/typing?access_token={}", chat.token),
+            json!({"touser": chat.openid}).to_string(),
+        )
         .await;
     assert_eq!(errcode(&missing), 45072);
     let unknown = chat
@@ -581,6 +627,10 @@ async fn every_field_answers_its_errcode() {
         assert_eq!((status, &answer["errCode"]), (StatusCode::BAD_REQUEST, &json!(-1)), "users send no links");
         let (status, answer) = chat.user_says(json!({"msgtype": "image", "image": {"media_id": foreign_media}})).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+        let card = json!({"msgtype": "miniprogrampage", "miniprogrampage": {"title": "t", "pagepath": "pages/nope", "thumb_media_id": media_id}});
+        let (status, answer) = chat.user_says(card).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(answer["errMsg"].as_str().unwrap().contains("not a registered page"));
         let (status, _) = chat.user_says(json!({"msgtype": "event", "event": "subscribe"})).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         let anonymous = chat

@@ -68,9 +68,17 @@ async fn paid_unionid_by_either_order_reference(store: Store) {
 
     let paid = json!({"appid": app_b, "openid": openid_b, "mch_id": "1900000109", "out_trade_no": "order-77"});
     server.admin_ok("POST", "/payments", Some(paid), StatusCode::CREATED).await;
-    let by_order = lookup(&server, &token_b, &format!("openid={openid_b}&mch_id=1900000109&out_trade_no=order-77")).await;
+    let by_order = lookup(
+        &server,
+        &token_b,
+        &format!("openid={openid_b}&mch_id=1900000109&out_trade_no=order-77"),
+    )
+    .await;
     assert_eq!(errcode(&by_order), 0, "{by_order}");
-    assert_eq!(by_order["unionid"], by_tx["unionid"], "one person, one unionid across the open account's apps");
+    assert_eq!(
+        by_order["unionid"], by_tx["unionid"],
+        "one person, one unionid across the open account's apps"
+    );
 
     server.clock.advance_ms(5 * 60_000);
     let at_five = lookup(&server, &token_a, &format!("openid={openid_a}&transaction_id=4200001")).await;
@@ -110,7 +118,10 @@ async fn paid_unionid_errcodes(store: Store) {
         let answer = lookup(&server, &token, &query).await;
         assert_eq!(errcode(&answer), code, "{query}: {answer}");
     }
-    assert_eq!(errcode(&lookup(&server, &token, &format!("openid={alice}&mch_id=m&out_trade_no=o-1")).await), 0);
+    assert_eq!(
+        errcode(&lookup(&server, &token, &format!("openid={alice}&mch_id=m&out_trade_no=o-1")).await),
+        0
+    );
 
     let (other_appid, other_token) = app(&server, Some("oa-1")).await;
     let other_alice = user(&server, &other_token, "alice").await["openid"].as_str().unwrap().to_owned();
@@ -125,7 +136,10 @@ async fn paid_unionid_errcodes(store: Store) {
     assert!(answer["errmsg"].as_str().unwrap().contains("open not exists"));
 
     let wrong_method = server
-        .wechat_post(&format!("/wxa/getpaidunionid?access_token={token}&openid={alice}&transaction_id=tx-1"), "")
+        .wechat_post(
+            &format!("/wxa/getpaidunionid?access_token={token}&openid={alice}&transaction_id=tx-1"),
+            "",
+        )
         .await;
     assert_eq!(errcode(&wrong_method), 43001);
     assert_eq!(errcode(&server.wechat_get("/wxa/getpaidunionid?openid=x").await), 41001);
@@ -138,21 +152,41 @@ async fn payments_are_reported_once_per_order(store: Store) {
     let bob = user(&server, &token, "bob").await["openid"].as_str().unwrap().to_owned();
     let paid_at = server.clock_now() / 1000 - 60;
     let report = json!({"appid": appid, "openid": alice, "transaction_id": "tx-9", "amount": 100, "paid_at": paid_at});
-    let first = server.admin_ok("POST", "/payments", Some(report.clone()), StatusCode::CREATED).await;
+    let first = server
+        .admin_ok("POST", "/payments", Some(report.clone()), StatusCode::CREATED)
+        .await;
     assert_eq!(first["paid_at"], json!(paid_at));
     assert_eq!(first["amount"], 100);
     let again = server.admin_ok("POST", "/payments", Some(report), StatusCode::OK).await;
     assert_eq!(again, first, "the same order again answers the first report");
 
     for (body, status) in [
-        (json!({"appid": appid, "openid": bob, "transaction_id": "tx-9"}), StatusCode::CONFLICT),
-        (json!({"appid": "wx0000000000000000", "openid": alice, "transaction_id": "tx-1"}), StatusCode::BAD_REQUEST),
-        (json!({"appid": appid, "openid": "oNOBODY", "transaction_id": "tx-1"}), StatusCode::BAD_REQUEST),
+        (
+            json!({"appid": appid, "openid": bob, "transaction_id": "tx-9"}),
+            StatusCode::CONFLICT,
+        ),
+        (
+            json!({"appid": "wx0000000000000000", "openid": alice, "transaction_id": "tx-1"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"appid": appid, "openid": "oNOBODY", "transaction_id": "tx-1"}),
+            StatusCode::BAD_REQUEST,
+        ),
         (json!({"appid": appid, "openid": alice}), StatusCode::BAD_REQUEST),
         (json!({"appid": appid, "openid": alice, "mch_id": "m"}), StatusCode::BAD_REQUEST),
-        (json!({"appid": appid, "openid": alice, "transaction_id": "t", "amount": -1}), StatusCode::BAD_REQUEST),
-        (json!({"appid": appid, "openid": alice, "transaction_id": "x".repeat(65)}), StatusCode::BAD_REQUEST),
-        (json!({"appid": appid, "openid": alice, "transaction_id": "t", "surprise": 1}), StatusCode::BAD_REQUEST),
+        (
+            json!({"appid": appid, "openid": alice, "transaction_id": "t", "amount": -1}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"appid": appid, "openid": alice, "transaction_id": "x".repeat(65)}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"appid": appid, "openid": alice, "transaction_id": "t", "surprise": 1}),
+            StatusCode::BAD_REQUEST,
+        ),
     ] {
         let (got, answer) = server.admin("POST", "/payments", Some(body.clone())).await;
         assert_eq!(got, status, "{body}: {answer}");

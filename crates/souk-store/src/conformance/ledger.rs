@@ -266,6 +266,64 @@ pub async fn reserve_exactly_once(store: Store) {
     assert_eq!(package.units - package.units_left, held);
 }
 
+/// A burst of different operations at once (which a backend may run in one batch): new reservations
+/// past the package's units, reservations reusing a taken request id (errors), a settlement and a
+/// `client_msg_id` claim; each gets its own answer, and one operation's failure costs the others
+/// nothing.
+pub async fn mixed_burst_answers_each_operation(store: Store) {
+    store.insert_package(&package("pkg", APP_A, SVC, 20, None, 1)).await.unwrap();
+    assert_eq!(
+        store.reserve(&reservation("taken", APP_A, SVC, 1, 1_000)).await.unwrap(),
+        reserved("pkg")
+    );
+    let mut tasks = Vec::new();
+    for i in 0..25 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let request = reservation(&format!("r{i:02}"), APP_A, SVC, 1, 1_000);
+            let request = if i == 7 { with_msg_id(request, "m7") } else { request };
+            ("new", store.reserve(&request).await.map(|outcome| format!("{outcome:?}")))
+        }));
+    }
+    for _ in 0..5 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            (
+                "taken",
+                store
+                    .reserve(&reservation("taken", APP_A, SVC, 1, 1_100))
+                    .await
+                    .map(|o| format!("{o:?}")),
+            )
+        }));
+    }
+    let settler = {
+        let store = store.clone();
+        tokio::spawn(async move { store.settle(&settlement("taken", true, 1_200)).await })
+    };
+    let (mut reserved_count, mut exhausted, mut refused) = (0, 0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            ("new", Ok(outcome)) if outcome.starts_with("Reserved") => reserved_count += 1,
+            ("new", Ok(outcome)) if outcome == "Exhausted" => exhausted += 1,
+            // Refused as a charged request id, or (once the package is empty) for want of units.
+            ("taken", Err(StoreError::AlreadyExists)) => refused += 1,
+            ("taken", Ok(outcome)) if outcome == "Exhausted" => refused += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(settler.await.unwrap().unwrap(), "the settlement of `taken` went through");
+    assert_eq!((reserved_count, exhausted, refused), (19, 6, 5));
+    assert_eq!(units_left(&store, "pkg").await, 0);
+    let entries = store.ledger("pkg").await.unwrap();
+    assert_eq!(entries.len(), 20);
+    assert_eq!(entries.iter().filter(|e| e.state == ChargeState::Committed).count(), 1);
+    // The claim of r07 stays only if r07 reserved.
+    let claim = store.find_idempotent(APP_A, "m7").await.unwrap();
+    let r07_reserved = entries.iter().any(|e| e.request_id == "r07");
+    assert_eq!(claim.is_some(), r07_reserved, "{claim:?}");
+}
+
 /// 50 concurrent reservations with the same `client_msg_id`: one reserves, 49 are duplicates of it.
 pub async fn client_msg_id_exactly_once(store: Store) {
     store.insert_package(&package("pkg", APP_A, SVC, 100, None, 1)).await.unwrap();

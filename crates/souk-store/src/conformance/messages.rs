@@ -37,9 +37,17 @@ fn sent(outcome: SendOutcome) -> souk_core::store::messages::StoredMessage {
 /// number; a user's message is pending its push when asked, an app's never.
 pub async fn messages_append_and_list(store: Store) {
     let first = store.append_user_message(&message(11, APP_A, "o1", T0, true)).await.unwrap();
-    assert_eq!((first.seq, first.direction, first.push_state), (1, Direction::In, PushState::Pending));
+    assert_eq!(
+        (first.seq, first.direction, first.push_state),
+        (1, Direction::In, PushState::Pending)
+    );
     assert_eq!(first.push_due_at_ms, Some(T0));
-    let reply = sent(store.append_app_message(&message(12, APP_A, "o1", T0 + 1, false), RULES).await.unwrap());
+    let reply = sent(
+        store
+            .append_app_message(&message(12, APP_A, "o1", T0 + 1, false), RULES)
+            .await
+            .unwrap(),
+    );
     assert_eq!((reply.seq, reply.direction, reply.push_state), (2, Direction::Out, PushState::None));
     let other = store.append_user_message(&message(13, APP_A, "o2", T0, false)).await.unwrap();
     assert_eq!((other.seq, other.push_state), (1, PushState::None), "conversations count apart");
@@ -64,19 +72,39 @@ pub async fn messages_reply_rules(store: Store) {
     );
     store.append_user_message(&message(2, APP_A, "o1", T0, false)).await.unwrap();
     for n in 0..5 {
-        sent(store.append_app_message(&message(10 + n, APP_A, "o1", T0 + n, false), RULES).await.unwrap());
+        sent(
+            store
+                .append_app_message(&message(10 + n, APP_A, "o1", T0 + n, false), RULES)
+                .await
+                .unwrap(),
+        );
     }
     assert_eq!(
-        store.append_app_message(&message(20, APP_A, "o1", T0 + 10, false), RULES).await.unwrap(),
+        store
+            .append_app_message(&message(20, APP_A, "o1", T0 + 10, false), RULES)
+            .await
+            .unwrap(),
         SendOutcome::ReplyLimit
     );
-    assert_eq!(store.list_messages(APP_A, "o1", 0, 100).await.unwrap().len(), 6, "refused replies are not kept");
+    assert_eq!(
+        store.list_messages(APP_A, "o1", 0, 100).await.unwrap().len(),
+        6,
+        "refused replies are not kept"
+    );
     let again = store.append_user_message(&message(21, APP_A, "o1", T0 + 20, false)).await.unwrap();
     assert_eq!(again.seq, 7);
-    let reply = sent(store.append_app_message(&message(22, APP_A, "o1", T0 + 20 + RULES.window_ms, false), RULES).await.unwrap());
+    let reply = sent(
+        store
+            .append_app_message(&message(22, APP_A, "o1", T0 + 20 + RULES.window_ms, false), RULES)
+            .await
+            .unwrap(),
+    );
     assert_eq!(reply.seq, 8, "exactly 48 h is still inside the window");
     assert_eq!(
-        store.append_app_message(&message(23, APP_A, "o1", T0 + 21 + RULES.window_ms, false), RULES).await.unwrap(),
+        store
+            .append_app_message(&message(23, APP_A, "o1", T0 + 21 + RULES.window_ms, false), RULES)
+            .await
+            .unwrap(),
         SendOutcome::OutOfWindow { last_in_at_ms: T0 + 20 }
     );
 }
@@ -97,7 +125,13 @@ pub async fn messages_reply_limit_race(store: Store) {
         }
     }
     assert_eq!(n_sent, 5);
-    let seqs: Vec<i64> = store.list_messages(APP_A, "o1", 0, 100).await.unwrap().iter().map(|m| m.seq).collect();
+    let seqs: Vec<i64> = store
+        .list_messages(APP_A, "o1", 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.seq)
+        .collect();
     assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
 }
 
@@ -136,8 +170,16 @@ pub async fn messages_typing(store: Store) {
         TypingOutcome::Cancelled { was_typing: false }
     );
     let (until, now, since) = typing(T0 + 20_000);
-    assert_eq!(store.set_typing(APP_A, "o1", until, now, since).await.unwrap(), TypingOutcome::Started { until_ms: T0 + 35_000 });
-    sent(store.append_app_message(&message(2, APP_A, "o1", T0 + 21_000, false), RULES).await.unwrap());
+    assert_eq!(
+        store.set_typing(APP_A, "o1", until, now, since).await.unwrap(),
+        TypingOutcome::Started { until_ms: T0 + 35_000 }
+    );
+    sent(
+        store
+            .append_app_message(&message(2, APP_A, "o1", T0 + 21_000, false), RULES)
+            .await
+            .unwrap(),
+    );
     let (until, now, since) = typing(T0 + 22_000);
     assert_eq!(
         store.set_typing(APP_A, "o1", until, now, since).await.unwrap(),
@@ -162,10 +204,17 @@ pub async fn messages_push_outbox(store: Store) {
     store.append_user_message(&message(9, APP_A, "o2", T0, false)).await.unwrap();
     assert!(store.claim_message_pushes(T0, 60_000, 10).await.unwrap().is_empty(), "none due yet");
     let claimed = store.claim_message_pushes(T0 + 2, 60_000, 10).await.unwrap();
-    assert_eq!(claimed.iter().map(|m| (m.msg_id, m.push_attempts)).collect::<Vec<_>>(), vec![(1, 1), (2, 1)]);
+    assert_eq!(
+        claimed.iter().map(|m| (m.msg_id, m.push_attempts)).collect::<Vec<_>>(),
+        vec![(1, 1), (2, 1)]
+    );
     assert_eq!(claimed[0].push_due_at_ms, Some(T0 + 2 + 60_000), "leased");
     let next = store.claim_message_pushes(T0 + 10, 60_000, 10).await.unwrap();
-    assert_eq!(next.iter().map(|m| m.msg_id).collect::<Vec<_>>(), vec![3], "claimed ones are leased");
+    assert_eq!(
+        next.iter().map(|m| m.msg_id).collect::<Vec<_>>(),
+        vec![3],
+        "claimed ones are leased"
+    );
 
     assert!(store.finish_message_push(1, &PushAttempt::Delivered).await.unwrap());
     let retry = PushAttempt::Retry {
@@ -173,8 +222,14 @@ pub async fn messages_push_outbox(store: Store) {
         error: "HTTP 500".to_owned(),
     };
     assert!(store.finish_message_push(2, &retry).await.unwrap());
-    assert!(store.finish_message_push(3, &PushAttempt::Failed { error: "gone".to_owned() }).await.unwrap());
-    assert!(!store.finish_message_push(1, &PushAttempt::Delivered).await.unwrap(), "already delivered");
+    assert!(store
+        .finish_message_push(3, &PushAttempt::Failed { error: "gone".to_owned() })
+        .await
+        .unwrap());
+    assert!(
+        !store.finish_message_push(1, &PushAttempt::Delivered).await.unwrap(),
+        "already delivered"
+    );
 
     let again = store.claim_message_pushes(T0 + 5_000, 60_000, 10).await.unwrap();
     assert_eq!(again.len(), 1);
@@ -183,7 +238,12 @@ pub async fn messages_push_outbox(store: Store) {
     let delivered = store.get_message(1).await.unwrap().unwrap();
     assert_eq!((delivered.push_state, delivered.push_due_at_ms), (PushState::Delivered, None));
     assert_eq!(store.get_message(3).await.unwrap().unwrap().push_state, PushState::Failed);
-    assert!(store.claim_message_pushes(T0 + 10_000_000, 60_000, 10).await.unwrap().iter().all(|m| m.msg_id == 2));
+    assert!(store
+        .claim_message_pushes(T0 + 10_000_000, 60_000, 10)
+        .await
+        .unwrap()
+        .iter()
+        .all(|m| m.msg_id == 2));
 
     for n in 100..140 {
         store.append_user_message(&message(n, APP_B, "o1", T0, true)).await.unwrap();
@@ -222,17 +282,61 @@ pub async fn payments_record_and_find(store: Store) {
     let first = payment("p1", "o1", Some("tx1"), Some(("mch", "no1")));
     assert_eq!(store.record_payment(&first).await.unwrap(), PaymentInsert::Inserted(first.clone()));
     let same_tx = payment("p2", "o2", Some("tx1"), None);
-    assert_eq!(store.record_payment(&same_tx).await.unwrap(), PaymentInsert::Existing(first.clone()));
+    assert_eq!(
+        store.record_payment(&same_tx).await.unwrap(),
+        PaymentInsert::Existing(first.clone())
+    );
     let same_order = payment("p3", "o1", Some("tx9"), Some(("mch", "no1")));
-    assert_eq!(store.record_payment(&same_order).await.unwrap(), PaymentInsert::Existing(first.clone()));
+    assert_eq!(
+        store.record_payment(&same_order).await.unwrap(),
+        PaymentInsert::Existing(first.clone())
+    );
     let order_only = payment("p4", "o1", None, Some(("mch", "no2")));
-    assert_eq!(store.record_payment(&order_only).await.unwrap(), PaymentInsert::Inserted(order_only.clone()));
+    assert_eq!(
+        store.record_payment(&order_only).await.unwrap(),
+        PaymentInsert::Inserted(order_only.clone())
+    );
     let tx_only = payment("p5", "o1", Some("tx2"), None);
-    assert_eq!(store.record_payment(&tx_only).await.unwrap(), PaymentInsert::Inserted(tx_only.clone()));
+    assert_eq!(
+        store.record_payment(&tx_only).await.unwrap(),
+        PaymentInsert::Inserted(tx_only.clone())
+    );
 
     assert_eq!(store.find_payment_by_transaction("tx1").await.unwrap(), Some(first.clone()));
     assert_eq!(store.find_payment_by_transaction("tx9").await.unwrap(), None);
     assert_eq!(store.find_payment_by_order("mch", "no1").await.unwrap(), Some(first));
     assert_eq!(store.find_payment_by_order("mch", "no2").await.unwrap(), Some(order_only));
     assert_eq!(store.find_payment_by_order("other", "no2").await.unwrap(), None);
+}
+
+/// Racing writers of one new conversation (users and app) get distinct numbers without gaps.
+pub async fn messages_numbering_race(store: Store) {
+    let tasks: Vec<_> = (0..24)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                if n % 3 == 0 {
+                    store
+                        .append_app_message(&message(100 + n, APP_A, "o1", T0 + 1, false), RULES)
+                        .await
+                        .map(|_| ())
+                } else {
+                    store
+                        .append_user_message(&message(100 + n, APP_A, "o1", T0 + 1, true))
+                        .await
+                        .map(|_| ())
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let messages = store.list_messages(APP_A, "o1", 0, 100).await.unwrap();
+    let seqs: Vec<i64> = messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=i64::try_from(messages.len()).unwrap()).collect::<Vec<_>>());
+    assert!(
+        messages.len() >= 16,
+        "every user message is kept (the first ones create the conversation)"
+    );
 }

@@ -36,6 +36,8 @@ crate::shared::ledger::impl_ledger! {
     take_rounds: 8,
     claim_client_msg_id: claim_client_msg_id,
     reap_reservations: reap_reservations,
+    reserve: reserve_own_tx,
+    settle: settle_own_tx,
 }
 
 /// Hook of [`crate::shared::ledger`]: claims `(caller, client_msg_id)` for this request; answers the

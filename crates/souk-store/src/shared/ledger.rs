@@ -27,7 +27,10 @@ pub(crate) const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency (caller_app
 ///   -> Result<Option<IdempotencyRecord>, StoreError>`: claims the key in `tx` (`None`), or answers
 ///   the first call's record (`Some`);
 /// - `reap_reservations(&store, before_ms, now_ms) -> Result<u64, StoreError>`: the whole
-///   [`Ledger::reap_reservations`](souk_core::store::Ledger::reap_reservations).
+///   [`Ledger::reap_reservations`](souk_core::store::Ledger::reap_reservations);
+/// - `reserve(&store, &ReserveRequest)` and `settle(&store, &Settlement)`: the whole
+///   [`Ledger::reserve`](souk_core::store::Ledger::reserve) and `settle`; `reserve_own_tx` and
+///   `settle_own_tx` (generated here: one transaction each) unless the backend batches them.
 macro_rules! impl_ledger {
     (
         store: $store:ident,
@@ -38,7 +41,9 @@ macro_rules! impl_ledger {
         expiry_order: $expiry_order:literal,
         take_rounds: $take_rounds:expr,
         claim_client_msg_id: $claim:ident,
-        reap_reservations: $reap:ident $(,)?
+        reap_reservations: $reap:ident,
+        reserve: $reserve:ident,
+        settle: $settle:ident $(,)?
     ) => {
         mod shared {
             use super::*;
@@ -56,35 +61,11 @@ macro_rules! impl_ledger {
             #[async_trait]
             impl Ledger for $store {
                 async fn reserve(&self, request: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
-                    let mut tx = self.$begin().await?;
-                    let outcome = reserve_in(&mut tx, request, None).await?;
-                    if matches!(outcome, ReserveOutcome::Reserved { .. }) {
-                        tx.commit().await.map_err(from_sqlx)?;
-                    } else {
-                        // Rolling back keeps nothing, not even the idempotency claim: a retry runs again.
-                        tx.rollback().await.map_err(from_sqlx)?;
-                    }
-                    Ok(outcome)
+                    $reserve(self, request).await
                 }
 
                 async fn settle(&self, settlement: &Settlement) -> Result<bool, StoreError> {
-                    let mut tx = self.$begin().await?;
-                    let settled = settle_in(&mut tx, &settlement.request_id, settlement.commit, settlement.now_ms).await?;
-                    if let Some((caller_appid, client_msg_id, answer)) = &settlement.answer {
-                        sqlx::query(
-                            "UPDATE idempotency SET answer = COALESCE(answer, $4) \
-                             WHERE caller_appid = $1 AND client_msg_id = $2 AND request_id = $3",
-                        )
-                        .bind(caller_appid)
-                        .bind(client_msg_id)
-                        .bind(&settlement.request_id)
-                        .bind(answer)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(from_sqlx)?;
-                    }
-                    tx.commit().await.map_err(from_sqlx)?;
-                    Ok(settled)
+                    $settle(self, settlement).await
                 }
 
                 async fn find_idempotent(&self, caller_appid: &str, client_msg_id: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
@@ -120,6 +101,42 @@ macro_rules! impl_ledger {
                         .map_err(from_sqlx)?;
                     Ok(done.rows_affected())
                 }
+            }
+
+            /// [`Ledger::reserve`] in a transaction of its own.
+            #[allow(dead_code)] // A backend that batches reservations does not use it.
+            pub(crate) async fn reserve_own_tx(store: &$store, request: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
+                let mut tx = store.$begin().await?;
+                let outcome = reserve_in(&mut tx, request, None).await?;
+                if matches!(outcome, ReserveOutcome::Reserved { .. }) {
+                    tx.commit().await.map_err(from_sqlx)?;
+                } else {
+                    // Rolling back keeps nothing, not even the idempotency claim: a retry runs again.
+                    tx.rollback().await.map_err(from_sqlx)?;
+                }
+                Ok(outcome)
+            }
+
+            /// [`Ledger::settle`] in a transaction of its own.
+            #[allow(dead_code)] // A backend that batches settlements does not use it.
+            pub(crate) async fn settle_own_tx(store: &$store, settlement: &Settlement) -> Result<bool, StoreError> {
+                let mut tx = store.$begin().await?;
+                let settled = settle_in(&mut tx, &settlement.request_id, settlement.commit, settlement.now_ms).await?;
+                if let Some((caller_appid, client_msg_id, answer)) = &settlement.answer {
+                    sqlx::query(
+                        "UPDATE idempotency SET answer = COALESCE(answer, $4) \
+                         WHERE caller_appid = $1 AND client_msg_id = $2 AND request_id = $3",
+                    )
+                    .bind(caller_appid)
+                    .bind(client_msg_id)
+                    .bind(&settlement.request_id)
+                    .bind(answer)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                }
+                tx.commit().await.map_err(from_sqlx)?;
+                Ok(settled)
             }
 
             /// The body of [`Ledger::reserve`] inside the caller's transaction, which the caller

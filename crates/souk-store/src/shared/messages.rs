@@ -208,7 +208,13 @@ macro_rules! impl_conversations {
                     Ok(outcome)
                 }
 
-                async fn list_messages(&self, appid: &str, openid: &str, after_seq: i64, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
+                async fn list_messages(
+                    &self,
+                    appid: &str,
+                    openid: &str,
+                    after_seq: i64,
+                    limit: u32,
+                ) -> Result<Vec<StoredMessage>, StoreError> {
                     let rows: Vec<MessageRow> = sqlx::query_as(&format!(
                         "SELECT {MESSAGE_COLUMNS} FROM messages WHERE appid = $1 AND openid = $2 AND seq > $3 ORDER BY seq LIMIT $4"
                     ))
@@ -258,7 +264,13 @@ macro_rules! impl_conversations {
 
             /// Runs `claim` (a statement leasing due pushes, parameters `$1` now, `$2` lease length, `$3`
             /// limit, answering the leased rows) on `executor`; answers them in due order.
-            pub(crate) async fn claim_with<'c, E>(executor: E, claim: &str, now_ms: i64, lease_ms: i64, limit: u32) -> Result<Vec<StoredMessage>, StoreError>
+            pub(crate) async fn claim_with<'c, E>(
+                executor: E,
+                claim: &str,
+                now_ms: i64,
+                lease_ms: i64,
+                limit: u32,
+            ) -> Result<Vec<StoredMessage>, StoreError>
             where
                 E: sqlx::Executor<'c, Database = $db>,
             {

@@ -61,11 +61,12 @@ macro_rules! impl_payments {
                 }
 
                 async fn find_payment_by_transaction(&self, transaction_id: &str) -> Result<Option<PaymentRecord>, StoreError> {
-                    let row: Option<PaymentRow> = sqlx::query_as(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE transaction_id = $1"))
-                        .bind(transaction_id)
-                        .fetch_optional(&self.$read)
-                        .await
-                        .map_err(from_sqlx)?;
+                    let row: Option<PaymentRow> =
+                        sqlx::query_as(&format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE transaction_id = $1"))
+                            .bind(transaction_id)
+                            .fetch_optional(&self.$read)
+                            .await
+                            .map_err(from_sqlx)?;
                     Ok(row.map(PaymentRecord::from))
                 }
 

@@ -1,6 +1,6 @@
 //! Reservation, settlement and the ledger on SQLite: the shared transaction steps
-//! ([`crate::shared::ledger`]), each call one `BEGIN IMMEDIATE` transaction on the single writer
-//! connection. That serialization makes the idempotency claim and the reaper simple; the
+//! ([`crate::shared::ledger`]) in `BEGIN IMMEDIATE` transactions on the single writer connection;
+//! the hot path's reservations and settlements are group-committed ([`super::group`]). That serialization makes the idempotency claim and the reaper simple; the
 //! conditional updates would keep the units exact even without it.
 
 use souk_core::model::{IdempotencyRecord, ReserveRequest};
@@ -27,6 +27,18 @@ crate::shared::ledger::impl_ledger! {
     take_rounds: 1,
     claim_client_msg_id: claim_client_msg_id,
     reap_reservations: reap_reservations,
+    reserve: grouped_reserve,
+    settle: grouped_settle,
+}
+
+/// Hook of [`crate::shared::ledger`]: reservations are group-committed.
+async fn grouped_reserve(store: &SqliteStore, request: &ReserveRequest) -> Result<souk_core::model::ReserveOutcome, StoreError> {
+    store.group.reserve(&store.writer, request).await
+}
+
+/// Hook of [`crate::shared::ledger`]: settlements are group-committed.
+async fn grouped_settle(store: &SqliteStore, settlement: &souk_core::model::Settlement) -> Result<bool, StoreError> {
+    store.group.settle(&store.writer, settlement).await
 }
 
 /// Hook of [`crate::shared::ledger`]: claims `(caller, client_msg_id)` for this request, or answers

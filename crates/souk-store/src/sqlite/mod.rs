@@ -22,6 +22,7 @@ mod cdn;
 mod clients;
 mod cloud;
 mod codes;
+mod group;
 mod jobs;
 mod ledger;
 mod media;
@@ -48,6 +49,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// The hot path's reservations and settlements, group-committed on `writer`.
+    group: std::sync::Arc<group::GroupCommit>,
 }
 
 impl SqliteStore {
@@ -68,7 +71,11 @@ impl SqliteStore {
             .await
             .map_err(from_sqlx)?;
         tracing::debug!(backend = BACKEND, "store open, migrations applied");
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            group: std::sync::Arc::default(),
+        })
     }
 
     /// Starts a write transaction on the single writer connection.

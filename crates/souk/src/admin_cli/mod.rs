@@ -14,6 +14,7 @@ mod jobs;
 mod options;
 mod output;
 mod packages;
+mod payments;
 mod services;
 
 use std::fmt;
@@ -33,6 +34,7 @@ use grants::GrantsCommand;
 use jobs::JobsCommand;
 use output::Output;
 use packages::PackagesCommand;
+use payments::PaymentsCommand;
 use services::ServicesCommand;
 
 /// Where `souk serve` listens by default.
@@ -89,6 +91,9 @@ enum AdminCommand {
     /// Cloud apps: an app's external HTTP services for the cloud gateway (whitelist, signing).
     #[command(subcommand)]
     CloudApps(CloudAppsCommand),
+    /// Payments users made to apps, as the payment system reports them (for getPaidUnionId).
+    #[command(subcommand)]
+    Payments(PaymentsCommand),
 }
 
 /// Runs `souk admin ...`; the exit code is 0 on success and 1 when the call failed.
@@ -140,6 +145,7 @@ async fn execute(args: AdminArgs) -> Result<(), CliError> {
         AdminCommand::Grants(command) => grants::run(&client, out, command).await,
         AdminCommand::Jobs(command) => jobs::run(&client, out, command).await,
         AdminCommand::CloudApps(command) => cloud_apps::run(&client, out, command).await,
+        AdminCommand::Payments(command) => payments::run(&client, out, command).await,
     }
 }
 
