@@ -13,7 +13,12 @@ pub const WECHAT_JSON: &str = "application/json; encoding=utf-8";
 
 /// A WeChat-style JSON answer: always HTTP 200.
 pub fn wechat_json(body: &Value) -> Response {
-    let mut response = (StatusCode::OK, body.to_string()).into_response();
+    wechat_json_text(body.to_string())
+}
+
+/// [`wechat_json`] of a body already serialized.
+pub fn wechat_json_text(body: String) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(WECHAT_JSON));

@@ -50,7 +50,8 @@ pub(crate) fn noted_failure(call: &mut CallRecord, failure: &Failure, request_id
 
 /// Logs the call with the answer's size, then answers the WeChat-style JSON body.
 pub(crate) async fn logged_wechat_json(state: &AppState, context: &RequestContext, mut call: CallRecord, body: &Value) -> Response {
-    call.bytes_out = i64::try_from(body.to_string().len()).unwrap_or(i64::MAX);
+    let text = body.to_string();
+    call.bytes_out = i64::try_from(text.len()).unwrap_or(i64::MAX);
     state.log_call(call, context).await;
-    render::wechat_json(body)
+    render::wechat_json_text(text)
 }

@@ -12,10 +12,10 @@
 //! the next batch) and cost nothing when idle (a lone operation is a batch of one).
 //!
 //! Exactness is unchanged: the statements are the same conditional updates as
-//! [`crate::shared::ledger`]'s, run on the same single writer; an operation whose reservation fails is
-//! rolled back to its savepoint (keeping nothing, not even its idempotency claim), exactly as its own
-//! transaction was before; a settlement of an entry not `reserved` changes nothing. A batch whose
-//! commit fails answers every one of its operations with that error and keeps nothing.
+//! [`crate::shared::ledger`]'s, run on the same single writer; a reservation that reserves nothing
+//! undoes its own idempotency claim (keeping nothing, exactly as its own rolled-back transaction did
+//! before); a settlement of an entry not `reserved` changes nothing. A batch that meets an unexpected
+//! error, or whose commit fails, answers every one of its operations with that error and keeps nothing.
 //!
 //! Cancellation: between taking the batch and the commit the leader runs synchronously (no await),
 //! so a dropped caller cannot leave a batch half-done. An operation whose caller went away while
@@ -158,15 +158,27 @@ fn answer_all(batch: Vec<(Op, Reply)>, failure: &StoreError) {
     }
 }
 
-/// One transaction for the batch; each operation in a savepoint.
+/// One transaction for the batch. An operation's own refusals (`Duplicate`, `Exhausted`, a request id
+/// already charged) are answers, not errors, and cost the others nothing; an unexpected error (I/O, a
+/// full disk) rolls the whole batch back and answers every operation with it, so nothing is half
+/// done.
 fn run_batch(db: &Connection, batch: Vec<(Op, Reply)>) {
     if let Err(err) = db.execute_batch("BEGIN IMMEDIATE") {
         return answer_all(batch, &from_rusqlite(err));
     }
-    let mut answers = Vec::with_capacity(batch.len());
+    let mut answers: Vec<(Reply, Result<Done, StoreError>)> = Vec::with_capacity(batch.len());
     for (op, reply) in batch {
-        let done = run_one(db, &op);
-        answers.push((reply, done));
+        match run_one(db, &op) {
+            Err(failure) if !matches!(failure, StoreError::AlreadyExists) => {
+                let _ = db.execute_batch("ROLLBACK");
+                let _ = reply.send(Err(failure.clone()));
+                for (other, _) in answers {
+                    let _ = other.send(Err(failure.clone()));
+                }
+                return;
+            }
+            done => answers.push((reply, done)),
+        }
     }
     match db.execute_batch("COMMIT") {
         Ok(()) => {
@@ -184,18 +196,15 @@ fn run_batch(db: &Connection, batch: Vec<(Op, Reply)>) {
     }
 }
 
-/// One operation in its savepoint: released when it keeps its writes, rolled back to when it must
-/// keep nothing (a reservation that did not reserve, or an error).
+/// One operation. A reservation that reserves nothing undoes its own idempotency claim (the only
+/// write it made), so it keeps nothing, as its own rolled-back transaction did before; any other
+/// error fails the whole batch (see [`run_batch`]). No savepoints: they copy every page an
+/// operation touches into a statement journal, which cost more than the operations themselves.
 fn run_one(db: &Connection, op: &Op) -> Result<Done, StoreError> {
-    db.execute_batch("SAVEPOINT op").map_err(from_rusqlite)?;
-    let done = match op {
+    match op {
         Op::Reserve(request) => reserve(db, request).map(Done::Reserved),
         Op::Settle(settlement) => settle(db, settlement).map(Done::Settled),
-    };
-    let keep = matches!(done, Ok(Done::Reserved(ReserveOutcome::Reserved { .. })) | Ok(Done::Settled(_)));
-    let end = if keep { "RELEASE op" } else { "ROLLBACK TO op; RELEASE op" };
-    db.execute_batch(end).map_err(from_rusqlite)?;
-    done
+    }
 }
 
 /// The body of a reservation (the same steps as `shared::ledger::reserve_in`).
@@ -223,8 +232,12 @@ fn reserve(db: &Connection, request: &ReserveRequest) -> Result<ReserveOutcome, 
             return Ok(ReserveOutcome::Duplicate(first));
         }
     }
-    if let Some(package_id) = take_units(db, request)? {
-        db.prepare_cached(&format!(
+    let Some(package_id) = take_units(db, request)? else {
+        forget_claim(db, request)?;
+        return no_package(db, request);
+    };
+    let inserted = db
+        .prepare_cached(&format!(
             "INSERT INTO charges ({CHARGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'reserved', ?8, NULL)"
         ))
         .and_then(|mut insert| {
@@ -239,9 +252,32 @@ fn reserve(db: &Connection, request: &ReserveRequest) -> Result<ReserveOutcome, 
                 request.now_ms,
             ])
         })
-        .map_err(from_rusqlite)?;
-        return Ok(ReserveOutcome::Reserved { package_id });
+        .map_err(from_rusqlite);
+    match inserted {
+        Ok(_) => Ok(ReserveOutcome::Reserved { package_id }),
+        Err(failure) => {
+            // This request id is charged already: give the units back and the claim up.
+            db.prepare_cached("UPDATE packages SET units_left = units_left + ?2 WHERE package_id = ?1")
+                .and_then(|mut update| update.execute(params![package_id, request.units]))
+                .map_err(from_rusqlite)?;
+            forget_claim(db, request)?;
+            Err(failure)
+        }
     }
+}
+
+/// Undoes this request's idempotency claim, if it made one.
+fn forget_claim(db: &Connection, request: &ReserveRequest) -> Result<(), StoreError> {
+    if let Some(client_msg_id) = &request.client_msg_id {
+        db.prepare_cached("DELETE FROM idempotency WHERE caller_appid = ?1 AND client_msg_id = ?2 AND request_id = ?3")
+            .and_then(|mut delete| delete.execute(params![request.caller_appid, client_msg_id, request.request_id]))
+            .map_err(from_rusqlite)?;
+    }
+    Ok(())
+}
+
+/// Why no package could pay.
+fn no_package(db: &Connection, request: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
     let (total, unexpired): (i64, i64) = db
         .prepare_cached(
             "SELECT COUNT(*), COALESCE(SUM(CASE WHEN expires_at_ms IS NULL OR expires_at_ms > ?3 THEN 1 ELSE 0 END), 0) \
@@ -292,19 +328,21 @@ fn settle(db: &Connection, settlement: &Settlement) -> Result<bool, StoreError> 
     } else {
         ChargeState::Released
     };
+    // A read, then the update, rather than `UPDATE ... RETURNING` (which SQLite runs through a
+    // temporary table): nothing else writes between them inside this transaction.
     let settled: Option<(String, i64)> = db
-        .prepare_cached(
-            "UPDATE charges SET state = ?2, settled_at_ms = ?3 WHERE request_id = ?1 AND state = 'reserved' \
-             RETURNING package_id, units",
-        )
-        .and_then(|mut update| {
-            update
-                .query_row(params![settlement.request_id, state.as_str(), settlement.now_ms], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })
+        .prepare_cached("SELECT package_id, units FROM charges WHERE request_id = ?1 AND state = 'reserved'")
+        .and_then(|mut select| {
+            select
+                .query_row(params![settlement.request_id], |row| Ok((row.get(0)?, row.get(1)?)))
                 .optional()
         })
         .map_err(from_rusqlite)?;
+    if settled.is_some() {
+        db.prepare_cached("UPDATE charges SET state = ?2, settled_at_ms = ?3 WHERE request_id = ?1 AND state = 'reserved'")
+            .and_then(|mut update| update.execute(params![settlement.request_id, state.as_str(), settlement.now_ms]))
+            .map_err(from_rusqlite)?;
+    }
     if let (Some((package_id, units)), false) = (&settled, settlement.commit) {
         db.prepare_cached("UPDATE packages SET units_left = units_left + ?2 WHERE package_id = ?1")
             .and_then(|mut update| update.execute(params![package_id, units]))
