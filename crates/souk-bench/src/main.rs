@@ -325,10 +325,12 @@ async fn bench(args: &Args, binaries: &Binaries, tools: &Tools, pinning: &Pinnin
         memory.push(outcome.memory);
         soak = soak.or(outcome.soak);
     }
-    progress(&format!(
-        "the cloud upstream was called {} time(s); the rest were cache hits",
-        cloud_hits.load(Ordering::Relaxed)
-    ));
+    if bench.wrk.is_some() {
+        progress(&format!(
+            "the cloud upstream was called {} time(s) (once per souk); the rest were cache hits",
+            cloud_hits.load(Ordering::Relaxed)
+        ));
+    }
 
     let callgrind = match (&tools.valgrind, args.callgrind_requests) {
         (_, 0) => {

@@ -48,7 +48,7 @@ pub fn locate_binaries() -> Result<Binaries, String> {
     ))
 }
 
-/// The children started so far; dropping it kills them (on success, error, panic or Ctrl-C).
+/// The children started so far; dropping it stops them (on success, error, panic or Ctrl-C).
 #[derive(Debug, Default)]
 pub struct Children {
     running: Vec<(&'static str, Child)>,
@@ -102,7 +102,19 @@ impl Children {
 
 impl Drop for Children {
     fn drop(&mut self) {
+        // SIGTERM first: nginx's master then stops its worker (a SIGKILL would leave the worker
+        // running), souk writes out its call log. Whatever is still running after 5 s is killed.
         for (_, child) in &mut self.running {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for (_, child) in &mut self.running {
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
