@@ -167,14 +167,17 @@ fn run_batch(db: &Connection, batch: Vec<(Op, Reply)>) {
         return answer_all(batch, &from_rusqlite(err));
     }
     let mut answers: Vec<(Reply, Result<Done, StoreError>)> = Vec::with_capacity(batch.len());
-    for (op, reply) in batch {
+    let mut pending = batch.into_iter();
+    while let Some((op, reply)) = pending.next() {
         match run_one(db, &op) {
             Err(failure) if !matches!(failure, StoreError::AlreadyExists) => {
+                // Nothing of this batch is kept: every operation, done or not yet run, gets the error.
                 let _ = db.execute_batch("ROLLBACK");
                 let _ = reply.send(Err(failure.clone()));
                 for (other, _) in answers {
                     let _ = other.send(Err(failure.clone()));
                 }
+                answer_all(pending.collect(), &failure);
                 return;
             }
             done => answers.push((reply, done)),
