@@ -4,6 +4,7 @@
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use souk_types::market::{parse_envelope, parse_invoke_request};
+use souk_types::message::{parse_custom_send, parse_typing, parse_user_message};
 use souk_types::sign::{self, SignMethod};
 use souk_types::Code;
 
@@ -97,5 +98,36 @@ proptest! {
     #[test]
     fn timestamp_parser_never_panics(text in ".{0,40}") {
         let _ = sign::parse_timestamp(&text);
+    }
+
+    #[test]
+    fn message_parsers_never_panic_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = parse_custom_send(&bytes);
+        let _ = parse_user_message(&bytes);
+        let _ = parse_typing(&bytes);
+    }
+
+    /// Bodies shaped like real ones (a known or unknown `msgtype`, its object with arbitrary fields)
+    /// are answered with a code, never a panic.
+    #[test]
+    fn message_parsers_never_panic_on_near_misses(
+        msgtype in prop_oneof![
+            Just("text".to_owned()),
+            Just("image".to_owned()),
+            Just("link".to_owned()),
+            Just("miniprogrampage".to_owned()),
+            Just("event".to_owned()),
+            ".{0,10}",
+        ],
+        touser in json_value(),
+        command in json_value(),
+        content in json_value(),
+    ) {
+        let mut body = json!({"touser": touser, "msgtype": msgtype, "command": command, "event": content.clone()});
+        body[msgtype.as_str()] = content;
+        let text = body.to_string();
+        let _ = parse_custom_send(text.as_bytes());
+        let _ = parse_user_message(text.as_bytes());
+        let _ = parse_typing(text.as_bytes());
     }
 }
