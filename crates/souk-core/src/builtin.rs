@@ -13,6 +13,7 @@ use souk_types::admin::RateLimit;
 use souk_types::Code;
 
 use crate::error::Failure;
+use crate::market::RefusedBy;
 use crate::model::{App, CallRecord};
 use crate::souk::Souk;
 
@@ -121,34 +122,16 @@ impl Souk {
     pub async fn admit_builtin(&self, app: &App, api: BuiltinApi, call: &mut CallRecord) -> Result<(), Failure> {
         call.service_id = Some(BUILTIN_SERVICE.to_owned());
         call.api = Some(api.name().to_owned());
-        let now_ms = self.now_ms();
-        if let Some(limit) = &app.rate_limit {
-            let decision = self
-                .rate_limiter
-                .check(&crate::market::app_rate_key(&app.appid), limit, now_ms)
-                .await;
-            if !decision.allowed {
-                return Err(Failure::new(
-                    Code::ApiMinuteQuota,
-                    format!("app {} is over its rate limit; retry in {} ms", app.appid, decision.retry_after_ms),
-                ));
-            }
-        }
-        if let Some(limit) = self.builtin_limits.get(api) {
-            let key = format!("builtin\n{}\n{}", app.appid, api.name());
-            let decision = self.rate_limiter.check(&key, limit, now_ms).await;
-            if !decision.allowed {
-                return Err(Failure::new(
-                    Code::ApiMinuteQuota,
-                    format!(
-                        "{} is over its rate limit for this app; retry in {} ms",
-                        api.name(),
-                        decision.retry_after_ms
-                    ),
-                ));
-            }
-        }
-        Ok(())
+        let api_key = format!("builtin\n{}\n{}", app.appid, api.name());
+        let (refused_by, retry_after_ms) = match self.check_app_then_api(app, self.builtin_limits.get(api), &api_key).await {
+            Ok(()) => return Ok(()),
+            Err(refusal) => refusal,
+        };
+        let detail = match refused_by {
+            RefusedBy::App => format!("app {} is over its rate limit; retry in {retry_after_ms} ms", app.appid),
+            RefusedBy::Api => format!("{} is over its rate limit for this app; retry in {retry_after_ms} ms", api.name()),
+        };
+        Err(Failure::new(Code::ApiMinuteQuota, detail))
     }
 }
 

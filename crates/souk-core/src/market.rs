@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use souk_types::admin::ApiMode;
+use souk_types::admin::{ApiMode, RateLimit};
 use souk_types::market::{self, InvokeRequest};
 use souk_types::Code;
 
@@ -251,26 +251,37 @@ impl Souk {
     /// The app's limit over all its calls, then the API's limit per calling app. A refusal says in
     /// the trace when a call would fit again.
     async fn check_rate_limits(&self, invoker: &Invoker, api: &CachedApi, trace: &mut InvokeTrace) -> Result<(), Failure> {
-        let now_ms = self.now_ms();
-        let app_key = app_rate_key(&invoker.app.appid);
         let api_key = format!("api\n{}\n{}\n{}", invoker.app.appid, api.api.service_id, api.api.name);
-        let limits = [(&invoker.app.rate_limit, app_key, "app"), (&api.api.rate_limit, api_key, "api")];
-        for (limit, key, what) in limits {
+        let (refused_by, retry_after_ms) = match self.check_app_then_api(&invoker.app, api.api.rate_limit.as_ref(), &api_key).await {
+            Ok(()) => return Ok(()),
+            Err(refusal) => refusal,
+        };
+        trace.retry_after_ms = Some(retry_after_ms);
+        let detail = match refused_by {
+            RefusedBy::App => format!("app {} is over its rate limit; retry in {retry_after_ms} ms", invoker.app.appid),
+            RefusedBy::Api => format!(
+                "api {} is over its rate limit for this app; retry in {retry_after_ms} ms",
+                api.api.name
+            ),
+        };
+        Err(Failure::new(Code::MarketRateLimited, detail))
+    }
+
+    /// Counts a call against the app's own limit (one budget over all its calls, market and
+    /// built-in alike), then against `api_limit` under `api_key`. The first that refuses answers
+    /// which it was and the milliseconds until one more call would fit.
+    pub(crate) async fn check_app_then_api(&self, app: &App, api_limit: Option<&RateLimit>, api_key: &str) -> Result<(), (RefusedBy, u64)> {
+        let now_ms = self.now_ms();
+        let app_key = format!("app\n{}", app.appid);
+        let limits = [
+            (app.rate_limit.as_ref(), app_key.as_str(), RefusedBy::App),
+            (api_limit, api_key, RefusedBy::Api),
+        ];
+        for (limit, key, refused_by) in limits {
             let Some(limit) = limit else { continue };
-            let decision = self.rate_limiter.check(&key, limit, now_ms).await;
+            let decision = self.rate_limiter.check(key, limit, now_ms).await;
             if !decision.allowed {
-                trace.retry_after_ms = Some(decision.retry_after_ms);
-                let detail = match what {
-                    "app" => format!(
-                        "app {} is over its rate limit; retry in {} ms",
-                        invoker.app.appid, decision.retry_after_ms
-                    ),
-                    _ => format!(
-                        "api {} is over its rate limit for this app; retry in {} ms",
-                        api.api.name, decision.retry_after_ms
-                    ),
-                };
-                return Err(Failure::new(Code::MarketRateLimited, detail));
+                return Err((refused_by, decision.retry_after_ms));
             }
         }
         Ok(())
@@ -404,9 +415,13 @@ fn charge_failure(invoker: &Invoker, api: &CachedApi, what: &str) -> Failure {
     )
 }
 
-/// The rate limiter's key of an app's own limit, shared by all its calls (market and built-in).
-pub(crate) fn app_rate_key(appid: &str) -> String {
-    format!("app\n{appid}")
+/// Which of a call's two rate limits refused it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefusedBy {
+    /// The app's own limit, over all its calls.
+    App,
+    /// The API's limit for this app.
+    Api,
 }
 
 /// How long a sync call waits for the provider: the API's timeout, but at most the sync limit even
