@@ -269,18 +269,9 @@ impl Config {
                 .map_err(|_| ConfigError("SOUK_MAX_BODY_BYTES must be a number of bytes".to_owned()))?,
             None => file.limits.max_body_bytes.unwrap_or(2 * 1024 * 1024),
         };
-        let cdn_max_bytes = match env("SOUK_CDN_MAX_BYTES") {
-            Some(text) => parse_number("SOUK_CDN_MAX_BYTES", &text)?,
-            None => file.cdn.max_bytes.unwrap_or(DEFAULT_CDN_MAX_BYTES),
-        };
-        let cdn_ttl_secs = match env("SOUK_CDN_TTL_SECS") {
-            Some(text) => parse_number("SOUK_CDN_TTL_SECS", &text)?,
-            None => file.cdn.ttl_secs.unwrap_or(DEFAULT_CDN_TTL_SECS),
-        };
-        let job_workers = match env("SOUK_JOB_WORKERS") {
-            Some(text) => parse_number("SOUK_JOB_WORKERS", &text)?,
-            None => file.jobs.workers.unwrap_or(souk_core::jobs::DEFAULT_WORKERS as u64),
-        };
+        let cdn_max_bytes = layered_number("SOUK_CDN_MAX_BYTES", file.cdn.max_bytes, DEFAULT_CDN_MAX_BYTES)?;
+        let cdn_ttl_secs = layered_number("SOUK_CDN_TTL_SECS", file.cdn.ttl_secs, DEFAULT_CDN_TTL_SECS)?;
+        let job_workers = layered_number("SOUK_JOB_WORKERS", file.jobs.workers, souk_core::jobs::DEFAULT_WORKERS as u64)?;
         let builtins = layer_builtins(file.builtins)?;
         let config = Config {
             listen,
@@ -392,8 +383,8 @@ impl Config {
     }
 }
 
-/// One number of `[builtins]`: its `SOUK_*` variable, then the file, then the default.
-fn builtin_number(env_name: &str, file: Option<u64>, default: u64) -> Result<u64, ConfigError> {
+/// One number setting: its `SOUK_*` variable, then the file, then the default.
+fn layered_number(env_name: &str, file: Option<u64>, default: u64) -> Result<u64, ConfigError> {
     match env(env_name) {
         Some(text) => parse_number(env_name, &text),
         None => Ok(file.unwrap_or(default)),
@@ -403,16 +394,16 @@ fn builtin_number(env_name: &str, file: Option<u64>, default: u64) -> Result<u64
 fn layer_builtins(file: BuiltinsSection) -> Result<BuiltinsConfig, ConfigError> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get) as u64;
     Ok(BuiltinsConfig {
-        cpu_workers: builtin_number("SOUK_CPU_WORKERS", file.cpu_workers, cores)?,
-        cpu_queue_wait_ms: builtin_number("SOUK_CPU_QUEUE_WAIT_MS", file.cpu_queue_wait_ms, 2_000)?,
-        cpu_run_ms: builtin_number("SOUK_CPU_RUN_MS", file.cpu_run_ms, 10_000)?,
-        fetch_timeout_ms: builtin_number("SOUK_FETCH_TIMEOUT_MS", file.fetch_timeout_ms, 10_000)?,
-        image_max_pixels: builtin_number(
+        cpu_workers: layered_number("SOUK_CPU_WORKERS", file.cpu_workers, cores)?,
+        cpu_queue_wait_ms: layered_number("SOUK_CPU_QUEUE_WAIT_MS", file.cpu_queue_wait_ms, 2_000)?,
+        cpu_run_ms: layered_number("SOUK_CPU_RUN_MS", file.cpu_run_ms, 10_000)?,
+        fetch_timeout_ms: layered_number("SOUK_FETCH_TIMEOUT_MS", file.fetch_timeout_ms, 10_000)?,
+        image_max_pixels: layered_number(
             "SOUK_IMAGE_MAX_PIXELS",
             file.image_max_pixels,
             souk_builtins::image_input::MAX_PIXELS,
         )?,
-        superres_model_max_pixels: builtin_number(
+        superres_model_max_pixels: layered_number(
             "SOUK_SUPERRES_MODEL_MAX_PIXELS",
             file.superres_model_max_pixels,
             souk_builtins::superres::DEFAULT_MODEL_MAX_PIXELS,
