@@ -23,7 +23,9 @@ pub(crate) fn other(backend: &'static str, err: sqlx::Error) -> StoreError {
         E::Decode(_) => StoreError::Internal(format!("{backend}: cannot decode a value")),
         E::TypeNotFound { type_name } => StoreError::Internal(format!("{backend}: type {type_name} not found")),
         E::Database(db) => StoreError::Internal(format!("{backend}: {}", db.message())),
-        _ => StoreError::Internal(format!("{backend}: driver error")),
+        // The rest (`BeginFailed`, `InvalidArgument`, driver-specific errors) carry no SQL text or
+        // URL: their own words say what went wrong.
+        other => StoreError::Internal(format!("{backend}: {other}")),
     }
 }
 

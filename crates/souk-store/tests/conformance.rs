@@ -71,6 +71,7 @@ store_cases! {
     jobs_complete_exactly_once => sqlite_jobs_complete_exactly_once, postgres_jobs_complete_exactly_once;
     reap_skips_running_jobs => sqlite_reap_skips_running_jobs, postgres_reap_skips_running_jobs;
     jobs_sweep => sqlite_jobs_sweep, postgres_jobs_sweep;
+    jobs_submit_survives_cancelled_callers => sqlite_jobs_submit_survives_cancelled_callers, postgres_jobs_submit_survives_cancelled_callers;
     cdn_files_insert_get_delete => sqlite_cdn_files_insert_get_delete, postgres_cdn_files_insert_get_delete;
     cdn_files_list_expired => sqlite_cdn_files_list_expired, postgres_cdn_files_list_expired;
     media_insert_get_delete => sqlite_media_insert_get_delete, postgres_media_insert_get_delete;

@@ -2,6 +2,7 @@
 //! completion with settlement, reaping around jobs, sweeping and listing).
 
 use std::collections::BTreeSet;
+use std::future::Future;
 
 use souk_core::model::{ChargeState, IdempotencyRecord, ReserveOutcome};
 use souk_core::store::jobs::{JobCompletion, JobFilter, JobReschedule, JobState, NewJob};
@@ -353,4 +354,55 @@ pub async fn jobs_sweep(store: Store) {
     assert_eq!(ids(store.list_jobs(&all).await.unwrap()), ["a3", "b1"]);
     // The ledger is not touched.
     assert_eq!(store.ledger("pkg-a").await.unwrap().len(), 3);
+}
+
+/// Callers that go away mid-submission (a client hanging up drops its request's future at any
+/// await) leave the store whole and usable: every job kept has its charge and the units agree, and
+/// the next submission works. Cancelled at every step of the way, over and over.
+pub async fn jobs_submit_survives_cancelled_callers(store: Store) {
+    let now = 10_000;
+    let units = 100_000;
+    store.insert_package(&package("pkg", APP_A, SVC, units, None, 1)).await.unwrap();
+    for i in 0..600_u32 {
+        let request = reservation(&format!("c{i:03}"), APP_A, SVC, 1, now);
+        let job = new_job(now);
+        let mut submission = Box::pin(store.submit_job(&request, &job));
+        // Poll a varying number of times, giving the driver time in between, then drop.
+        for _ in 0..(i % 24) {
+            let polled = std::future::poll_fn(|cx| std::task::Poll::Ready(submission.as_mut().poll(cx))).await;
+            if polled.is_ready() {
+                break;
+            }
+            tokio::task::yield_now().await;
+            if i % 3 == 0 {
+                std::thread::yield_now();
+            }
+        }
+        drop(submission);
+    }
+    let request = reservation("after", APP_A, SVC, 1, now);
+    assert_eq!(
+        store.submit_job(&request, &new_job(now)).await.unwrap(),
+        reserved("pkg"),
+        "a submission after the cancelled ones works"
+    );
+    // Dropped transactions roll back in the background: wait for the ledger to settle down.
+    let mut ledger = store.ledger("pkg").await.unwrap();
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let again = store.ledger("pkg").await.unwrap();
+        if again.len() == ledger.len() {
+            break;
+        }
+        ledger = again;
+    }
+    let charged: i64 = ledger.iter().map(|entry| entry.units).sum();
+    assert_eq!(units_left(&store, "pkg").await, units - charged, "units left agree with the ledger");
+    for entry in &ledger {
+        assert!(
+            store.get_job(&entry.request_id).await.unwrap().is_some(),
+            "charge {} has its job",
+            entry.request_id
+        );
+    }
 }

@@ -79,8 +79,18 @@ impl SqliteStore {
     }
 
     /// Starts a write transaction on the single writer connection.
+    ///
+    /// In a task of its own: sqlx's `begin_with` on SQLite is not cancel-safe. It begins, then
+    /// awaits the handle to check the transaction is open; a caller dropped in that window (a
+    /// client hanging up drops its request's future) leaves the writer inside a transaction no
+    /// `Transaction` owns, and every later write fails or waits forever. A spawned task always
+    /// finishes; when its caller is gone the `Transaction` it made is dropped, which rolls back.
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(from_sqlx)
+        let writer = self.writer.clone();
+        tokio::spawn(async move { writer.begin_with("BEGIN IMMEDIATE").await })
+            .await
+            .map_err(|err| StoreError::Internal(format!("{BACKEND}: beginning a write transaction: {err}")))?
+            .map_err(from_sqlx)
     }
 }
 
