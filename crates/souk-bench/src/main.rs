@@ -59,6 +59,8 @@ struct Args {
     requests: u32,
     /// Also run souk's scenarios on this PostgreSQL database (e.g.
     /// `postgres://postgres@127.0.0.1:5432/souk_bench`, which must exist), after the embedded SQLite.
+    /// The bench empties it first (drops its tables and functions): what an earlier run left, such
+    /// as async jobs still retrying against a provider long gone, would load the database.
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
     /// Run the main souk scenario this many seconds more and report souk's RSS at its start,
@@ -230,6 +232,30 @@ struct Bench<'a> {
     scenarios: Vec<ScenarioReport>,
 }
 
+/// Drops every table and function of the database's current schema, so that souk starts on an
+/// empty one and migrates it.
+async fn empty_database(url: &str) -> Result<(), String> {
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(url)
+        .await
+        .map_err(|err| format!("cannot connect to --database-url: {err}"))?;
+    sqlx::raw_sql(
+        "DO $$ DECLARE r record; BEGIN \
+           FOR r IN SELECT tablename FROM pg_tables WHERE schemaname = current_schema() LOOP \
+             EXECUTE format('DROP TABLE %I CASCADE', r.tablename); \
+           END LOOP; \
+           FOR r IN SELECT p.oid::regprocedure AS f FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+                    WHERE n.nspname = current_schema() LOOP \
+             EXECUTE format('DROP FUNCTION %s CASCADE', r.f); \
+           END LOOP; \
+         END $$",
+    )
+    .execute(&mut connection)
+    .await
+    .map_err(|err| format!("cannot empty the --database-url database: {err}"))?;
+    connection.close().await.map_err(|err| err.to_string())
+}
+
 /// What one scenario's measurement tells its caller beyond its row.
 struct Measured {
     /// Successes, warm-up included.
@@ -309,6 +335,8 @@ async fn bench(args: &Args, binaries: &Binaries, tools: &Tools, pinning: &Pinnin
     let mut soak = None;
     let mut backends = vec![("sqlite", None)];
     if let Some(url) = &args.database_url {
+        progress("emptying the PostgreSQL database (its tables and functions are dropped)");
+        empty_database(url).await?;
         backends.push(("postgres", Some(url.as_str())));
     }
     for (index, (backend, url)) in backends.into_iter().enumerate() {

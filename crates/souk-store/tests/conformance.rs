@@ -58,6 +58,7 @@ store_cases! {
     reserve_exactly_once => sqlite_reserve_exactly_once, postgres_reserve_exactly_once;
     mixed_burst_answers_each_operation => sqlite_mixed_burst_answers_each_operation, postgres_mixed_burst_answers_each_operation;
     client_msg_id_exactly_once => sqlite_client_msg_id_exactly_once, postgres_client_msg_id_exactly_once;
+    settle_exactly_once_under_races => sqlite_settle_exactly_once_under_races, postgres_settle_exactly_once_under_races;
     client_msg_id_failed_claims_do_not_stick => sqlite_client_msg_id_failed_claims_do_not_stick, postgres_client_msg_id_failed_claims_do_not_stick;
     reap_reservations => sqlite_reap_reservations, postgres_reap_reservations;
     sweep_idempotency => sqlite_sweep_idempotency, postgres_sweep_idempotency;

@@ -466,3 +466,42 @@ pub async fn sweep_idempotency(store: Store) {
     // The ledger is not touched.
     assert_eq!(store.ledger("pkg").await.unwrap().len(), 3);
 }
+
+/// Racing settlements of the same charges (a commit and a release each, all at once, as when a
+/// call's answer and the reaper meet) settle each charge exactly once: one of the two answers
+/// `true`, and the units left are what the committed charges leave.
+pub async fn settle_exactly_once_under_races(store: Store) {
+    let charges = 24_usize;
+    store.insert_package(&package("pkg", APP_A, SVC, 100, None, 1)).await.unwrap();
+    for i in 0..charges {
+        let request = reservation(&format!("s{i:02}"), APP_A, SVC, 2, 1_000);
+        assert_eq!(store.reserve(&request).await.unwrap(), reserved("pkg"));
+    }
+    let tasks: Vec<_> = (0..charges * 2)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (i, commit) = (n / 2, n % 2 == 0);
+                let settled = store.settle(&settlement(&format!("s{i:02}"), commit, 2_000)).await.unwrap();
+                (i, commit, settled)
+            })
+        })
+        .collect();
+    let mut committed = 0;
+    let mut settled_per_charge = vec![0; charges];
+    for task in tasks {
+        let (i, commit, settled) = task.await.unwrap();
+        if settled {
+            settled_per_charge[i] += 1;
+            committed += i64::from(commit);
+        }
+    }
+    assert!(
+        settled_per_charge.iter().all(|&n| n == 1),
+        "each charge settles once: {settled_per_charge:?}"
+    );
+    assert_eq!(units_left(&store, "pkg").await, 100 - 2 * committed);
+    let ledger = store.ledger("pkg").await.unwrap();
+    let spent: i64 = ledger.iter().filter(|e| e.state == ChargeState::Committed).map(|e| e.units).sum();
+    assert_eq!(spent, 2 * committed, "the ledger agrees with the units left");
+}

@@ -7,12 +7,18 @@
 //! candidates are selected again for a few rounds. The idempotency key is claimed first with
 //! `INSERT ... ON CONFLICT DO NOTHING`, which waits for a concurrent claimer of the same key: if that
 //! one commits this call is a `Duplicate`, if it rolls back this insert succeeds.
+//!
+//! On the hot path those same steps run in batches: each node queues its concurrent reservations
+//! and settlements and runs each batch as one statement (`souk_reserve_batch`,
+//! `souk_settle_batch`, migration 0009), so a busy package row is locked and committed once per
+//! batch. What a batch cannot reserve falls back to the transaction above.
 
 use std::collections::BTreeMap;
 
 use souk_core::model::{ChargeState, IdempotencyRecord, ReserveOutcome, ReserveRequest, Settlement};
 use souk_core::store::StoreError;
-use sqlx::{Postgres, Transaction};
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{from_sqlx, xact_lock, PgStore};
 use crate::rows::IdempotencyRow;
@@ -36,68 +42,214 @@ crate::shared::ledger::impl_ledger! {
     take_rounds: 8,
     claim_client_msg_id: claim_client_msg_id,
     reap_reservations: reap_reservations,
-    reserve: reserve_one_statement,
-    settle: settle_one_statement,
+    reserve: reserve_batched,
+    settle: settle_batched,
 }
 
-/// Reserves in one autocommitted statement when it can: it picks the best package, takes the
-/// units, claims the `client_msg_id` (if any) and records the charge in one round trip, so the
-/// package row is locked only for that statement and its commit, not across client round trips
-/// where concurrent calls on one package would queue behind it.
+/// The most writes one batch takes; the rest wait for the next one.
+const MAX_BATCH: usize = 256;
+
+/// A ledger write queued for the node's batch of its kind, and where its answer goes.
+#[derive(Debug)]
+pub(super) struct Queued<Op, Answer> {
+    op: Op,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// The queues of this node's ledger batches; the batch tasks end when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub(super) struct Batches {
+    reservations: mpsc::UnboundedSender<Queued<ReserveRequest, Batched>>,
+    settlements: mpsc::UnboundedSender<Queued<Settlement, Result<bool, StoreError>>>,
+}
+
+impl Batches {
+    /// Starts the batch tasks on `pool`.
+    pub(super) fn start(pool: &PgPool) -> Self {
+        let (reservations, queue) = mpsc::unbounded_channel();
+        tokio::spawn(run_batches(queue, pool.clone(), reserve_batch));
+        let (settlements, queue) = mpsc::unbounded_channel();
+        tokio::spawn(run_batches(queue, pool.clone(), settle_batch));
+        Batches { reservations, settlements }
+    }
+}
+
+/// Sends `op` to its batch and waits for the answer; `None` when the batch task is gone.
+async fn through_batch<Op, Answer>(queue: &mpsc::UnboundedSender<Queued<Op, Answer>>, op: Op) -> Option<Answer> {
+    let (reply, answer) = oneshot::channel();
+    queue.send(Queued { op, reply }).ok()?;
+    answer.await.ok()
+}
+
+/// The node's batches of one kind of ledger write: whatever queued while one batch ran is the next
+/// batch, run by `run` as one call of a function of migration 0009 in one autocommitted statement.
+/// A package row shared by many concurrent calls is then locked and committed once per batch, not
+/// once per call with the row held across each call's round trips and commit (which made
+/// concurrent calls on one package queue on PostgreSQL's row lock); and the node commits once per
+/// batch instead of once per call.
 ///
-/// The key is claimed only once units were taken, with a plain `INSERT`: a concurrent claimer of
-/// the same key that commits first makes it fail, which undoes the whole statement. So a refused
-/// reservation never shows its claim, as with a rolled-back transaction. Whenever the statement
-/// does not reserve (the key is taken, no package can pay, a concurrent call took the last units
-/// of the best one), the transaction of [`reserve_own_tx`] decides, with its rounds and its
-/// explanation of a refusal or the first call's record.
-async fn reserve_one_statement(store: &PgStore, request: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
-    if request.units < 0 {
-        return reserve_own_tx(store, request).await;
-    }
-    let taken = sqlx::query_scalar::<_, String>(RESERVE_ONE_STATEMENT)
-        .bind(&request.request_id)
-        .bind(&request.payer_appid)
-        .bind(&request.caller_appid)
-        .bind(&request.service_id)
-        .bind(&request.api)
-        .bind(request.units)
-        .bind(request.now_ms)
-        .bind(&request.client_msg_id)
-        .fetch_optional(&store.pool)
-        .await
-        .map_err(from_sqlx);
-    match taken {
-        Ok(Some(package_id)) => Ok(ReserveOutcome::Reserved { package_id }),
-        Ok(None) | Err(StoreError::AlreadyExists) => reserve_own_tx(store, request).await,
-        Err(err) => Err(err),
+/// The task owns each batch until its answers are sent, so a caller that goes away cannot cut it
+/// short; its reservation, if made, is released by the reaper like any unsettled one.
+async fn run_batches<Op, Answer, Run, Ran>(mut queue: mpsc::UnboundedReceiver<Queued<Op, Answer>>, pool: PgPool, run: Run)
+where
+    Run: Fn(PgPool, Vec<Queued<Op, Answer>>) -> Ran,
+    Ran: std::future::Future<Output = ()>,
+{
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(queued) => batch.push(queued),
+                Err(_) => break,
+            }
+        }
+        run(pool.clone(), batch).await;
     }
 }
 
-/// For request `$1`, unless `($3 caller, $8 client_msg_id)` is already claimed: takes `$6` units
-/// from the best package (as `take_units` orders them) of `($2 payer, $4 service)` at `$7` now,
-/// claims the key when `$8` is given, and records the charge. Answers the package charged, or no
-/// row; fails with a unique violation when a concurrent call claimed the key first.
-const RESERVE_ONE_STATEMENT: &str = "WITH pick AS ( \
-       SELECT package_id FROM packages \
-       WHERE appid = $2 AND service_id = $4 AND (expires_at_ms IS NULL OR expires_at_ms > $7) AND units_left >= $6 \
-         AND ($8::text IS NULL OR NOT EXISTS (SELECT 1 FROM idempotency WHERE caller_appid = $3 AND client_msg_id = $8)) \
-       ORDER BY expires_at_ms ASC NULLS LAST, created_at_ms, package_id LIMIT 1 \
-     ), take AS ( \
-       UPDATE packages p SET units_left = p.units_left - $6 FROM pick \
-       WHERE p.package_id = pick.package_id AND p.units_left >= $6 \
-       RETURNING p.package_id \
-     ), claim AS ( \
-       INSERT INTO idempotency (caller_appid, client_msg_id, request_id, answer, created_at_ms) \
-       SELECT $3, $8, $1, NULL, $7 FROM take WHERE $8::text IS NOT NULL \
-     ) \
-     INSERT INTO charges (request_id, package_id, payer_appid, caller_appid, service_id, api, units, state, created_at_ms, settled_at_ms) \
-     SELECT $1, package_id, $2, $3, $4, $5, $6, 'reserved', $7, NULL FROM take \
-     RETURNING package_id";
+/// What the batch made of one reservation.
+#[derive(Debug)]
+enum Batched {
+    Done(Result<ReserveOutcome, StoreError>),
+    /// The batch did not reserve it and kept nothing of it: the caller runs the full transaction.
+    Fallback,
+}
+
+/// Reserves through the node's batch (see [`run_batches`], [`reserve_batch`]); what the batch does
+/// not reserve, the transaction of [`reserve_own_tx`] decides, with its rounds and its explanation
+/// of a refusal.
+async fn reserve_batched(store: &PgStore, request: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
+    if request.units >= 0 {
+        match through_batch(&store.batches.reservations, request.clone()).await {
+            Some(Batched::Done(outcome)) => return outcome,
+            Some(Batched::Fallback) => {}
+            None => return Err(StoreError::Internal("a reservation batch ended without an answer".into())),
+        }
+    }
+    reserve_own_tx(store, request).await
+}
+
+/// One row of `souk_reserve_batch`: the entry (1-based), `reserved` / `duplicate` / `fallback`,
+/// and the package or the first call's record.
+type ReserveRow = (i32, String, Option<String>, Option<String>, Option<String>);
+
+/// Runs a batch of reservations with `souk_reserve_batch`. They are taken in (payer, service)
+/// order, so two nodes' batches lock packages in the same order; if PostgreSQL still reports a
+/// conflict (deadlock, serialization), nothing of the batch was kept and each reservation falls
+/// back to its own transaction.
+async fn reserve_batch(pool: PgPool, mut batch: Vec<Queued<ReserveRequest, Batched>>) {
+    batch.sort_by(|a, b| (&a.op.payer_appid, &a.op.service_id).cmp(&(&b.op.payer_appid, &b.op.service_id)));
+    let text = |field: fn(&ReserveRequest) -> &str| -> Vec<&str> { batch.iter().map(|q| field(&q.op)).collect() };
+    let rows: Result<Vec<ReserveRow>, sqlx::Error> = sqlx::query_as(
+        "SELECT entry, outcome, package_id, first_request_id, first_answer \
+         FROM souk_reserve_batch($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(text(|r| &r.request_id))
+    .bind(text(|r| &r.payer_appid))
+    .bind(text(|r| &r.caller_appid))
+    .bind(text(|r| &r.service_id))
+    .bind(text(|r| &r.api))
+    .bind(batch.iter().map(|q| q.op.units).collect::<Vec<i64>>())
+    .bind(batch.iter().map(|q| q.op.now_ms).collect::<Vec<i64>>())
+    .bind(batch.iter().map(|q| q.op.client_msg_id.as_deref()).collect::<Vec<Option<&str>>>())
+    .fetch_all(&pool)
+    .await;
+    let answers: Vec<Batched> = match checked_rows(rows, batch.len(), "reservation") {
+        Ok(rows) => rows.into_iter().map(reserve_answer).collect(),
+        // A conflict rolled the whole statement back: each one on its own, then.
+        Err(None) => batch.iter().map(|_| Batched::Fallback).collect(),
+        Err(Some(failure)) => batch.iter().map(|_| Batched::Done(Err(failure.clone()))).collect(),
+    };
+    for (queued, answer) in batch.into_iter().zip(answers) {
+        let _ = queued.reply.send(answer);
+    }
+}
+
+/// A batch's rows when there is one per entry; `Err(None)` for a conflict that rolled the
+/// statement back, `Err(Some(_))` for any other failure.
+fn checked_rows<Row>(rows: Result<Vec<Row>, sqlx::Error>, entries: usize, kind: &str) -> Result<Vec<Row>, Option<StoreError>> {
+    match rows {
+        Ok(rows) if rows.len() == entries => Ok(rows),
+        Ok(rows) => Err(Some(StoreError::Internal(format!(
+            "postgres: a {kind} batch of {entries} answered {} rows",
+            rows.len()
+        )))),
+        Err(err) if super::is_conflict(&err) => Err(None),
+        Err(err) => Err(Some(from_sqlx(err))),
+    }
+}
+
+fn reserve_answer((_, outcome, package_id, first_request_id, first_answer): ReserveRow) -> Batched {
+    match (outcome.as_str(), package_id, first_request_id) {
+        ("reserved", Some(package_id), _) => Batched::Done(Ok(ReserveOutcome::Reserved { package_id })),
+        ("duplicate", _, Some(request_id)) => Batched::Done(Ok(ReserveOutcome::Duplicate(IdempotencyRecord {
+            request_id,
+            answer: first_answer,
+        }))),
+        ("fallback", _, _) => Batched::Fallback,
+        (other, _, _) => Batched::Done(Err(StoreError::Internal(format!(
+            "postgres: a reservation batch answered {other:?}"
+        )))),
+    }
+}
+
+/// Settles through the node's batch (see [`run_batches`], [`settle_batch`]).
+async fn settle_batched(store: &PgStore, settlement: &Settlement) -> Result<bool, StoreError> {
+    match through_batch(&store.batches.settlements, settlement.clone()).await {
+        Some(settled) => settled,
+        None => Err(StoreError::Internal("a settlement batch ended without an answer".into())),
+    }
+}
+
+/// Runs a batch of settlements with `souk_settle_batch`; on a conflict, each one on its own with
+/// [`settle_one_statement`].
+async fn settle_batch(pool: PgPool, batch: Vec<Queued<Settlement, Result<bool, StoreError>>>) {
+    let answers: Vec<Option<(&str, &str, &str)>> = batch
+        .iter()
+        .map(|q| {
+            q.op.answer
+                .as_ref()
+                .map(|(caller, msg_id, answer)| (caller.as_str(), msg_id.as_str(), answer.as_str()))
+        })
+        .collect();
+    let rows: Result<Vec<(i32, bool)>, sqlx::Error> =
+        sqlx::query_as("SELECT entry, settled FROM souk_settle_batch($1, $2, $3, $4, $5, $6)")
+            .bind(batch.iter().map(|q| q.op.request_id.as_str()).collect::<Vec<&str>>())
+            .bind(batch.iter().map(|q| charge_state(q.op.commit)).collect::<Vec<&str>>())
+            .bind(batch.iter().map(|q| q.op.now_ms).collect::<Vec<i64>>())
+            .bind(answers.iter().map(|a| a.map(|a| a.0)).collect::<Vec<Option<&str>>>())
+            .bind(answers.iter().map(|a| a.map(|a| a.1)).collect::<Vec<Option<&str>>>())
+            .bind(answers.iter().map(|a| a.map(|a| a.2)).collect::<Vec<Option<&str>>>())
+            .fetch_all(&pool)
+            .await;
+    match checked_rows(rows, batch.len(), "settlement") {
+        Ok(rows) => {
+            for (queued, (_, settled)) in batch.into_iter().zip(rows) {
+                let _ = queued.reply.send(Ok(settled));
+            }
+        }
+        Err(None) => {
+            for queued in batch {
+                let settled = settle_one_statement(&pool, &queued.op).await;
+                let _ = queued.reply.send(settled);
+            }
+        }
+        Err(Some(failure)) => {
+            for queued in batch {
+                let _ = queued.reply.send(Err(failure.clone()));
+            }
+        }
+    }
+}
+
+/// The stored name of a settlement's new state.
+fn charge_state(commit: bool) -> &'static str {
+    if commit { ChargeState::Committed } else { ChargeState::Released }.as_str()
+}
 
 /// Settles in one autocommitted statement: the charge leaves `reserved` once, released units go
 /// back to their package and the answer is kept for retries, all or nothing, in one round trip.
-async fn settle_one_statement(store: &PgStore, settlement: &Settlement) -> Result<bool, StoreError> {
+async fn settle_one_statement(pool: &PgPool, settlement: &Settlement) -> Result<bool, StoreError> {
     let (caller_appid, client_msg_id, answer) = match &settlement.answer {
         Some((caller_appid, client_msg_id, answer)) => (Some(caller_appid), Some(client_msg_id), Some(answer)),
         None => (None, None, None),
@@ -115,7 +267,7 @@ async fn settle_one_statement(store: &PgStore, settlement: &Settlement) -> Resul
         .bind(caller_appid)
         .bind(client_msg_id)
         .bind(answer)
-        .fetch_one(&store.pool)
+        .fetch_one(pool)
         .await
         .map_err(from_sqlx)?;
     Ok(settled > 0)

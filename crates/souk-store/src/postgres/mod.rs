@@ -40,6 +40,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The queues of this node's ledger batches.
+    batches: ledger::Batches,
 }
 
 impl PgStore {
@@ -57,7 +59,8 @@ impl PgStore {
             return Err(crate::error::migrate(BACKEND, err, from_sqlx));
         }
         tracing::debug!(backend = BACKEND, "store open, migrations applied");
-        Ok(PgStore { pool })
+        let batches = ledger::Batches::start(&pool);
+        Ok(PgStore { pool, batches })
     }
 
     /// Starts a transaction.
@@ -74,6 +77,11 @@ async fn xact_lock(tx: &mut Transaction<'static, Postgres>, key: &str) -> Result
         .await
         .map_err(from_sqlx)?;
     Ok(())
+}
+
+/// A serialization failure or deadlock: the transaction was rolled back and may be run again.
+fn is_conflict(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40001" | "40P01")))
 }
 
 /// Translates a PostgreSQL failure, once, at the backend boundary.

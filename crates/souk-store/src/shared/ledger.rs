@@ -29,8 +29,8 @@ pub(crate) const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency (caller_app
 /// - `reap_reservations(&store, before_ms, now_ms) -> Result<u64, StoreError>`: the whole
 ///   [`Ledger::reap_reservations`](souk_core::store::Ledger::reap_reservations);
 /// - `reserve(&store, &ReserveRequest)` and `settle(&store, &Settlement)`: the whole
-///   [`Ledger::reserve`](souk_core::store::Ledger::reserve) and `settle`; `reserve_own_tx` and
-///   `settle_own_tx` (generated here: one transaction each) unless the backend batches them.
+///   [`Ledger::reserve`](souk_core::store::Ledger::reserve) and `settle` (both backends batch them);
+///   `reserve_own_tx` (generated here) reserves in one transaction, for what a batch leaves over.
 macro_rules! impl_ledger {
     (
         store: $store:ident,
@@ -104,7 +104,7 @@ macro_rules! impl_ledger {
             }
 
             /// [`Ledger::reserve`] in a transaction of its own.
-            #[allow(dead_code)] // A backend that batches reservations does not use it.
+            #[allow(dead_code)] // SQLite's batches need no fallback.
             pub(crate) async fn reserve_own_tx(store: &$store, request: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
                 let mut tx = store.$begin().await?;
                 let outcome = reserve_in(&mut tx, request, None).await?;
@@ -115,28 +115,6 @@ macro_rules! impl_ledger {
                     tx.rollback().await.map_err(from_sqlx)?;
                 }
                 Ok(outcome)
-            }
-
-            /// [`Ledger::settle`] in a transaction of its own.
-            #[allow(dead_code)] // A backend that batches settlements does not use it.
-            pub(crate) async fn settle_own_tx(store: &$store, settlement: &Settlement) -> Result<bool, StoreError> {
-                let mut tx = store.$begin().await?;
-                let settled = settle_in(&mut tx, &settlement.request_id, settlement.commit, settlement.now_ms).await?;
-                if let Some((caller_appid, client_msg_id, answer)) = &settlement.answer {
-                    sqlx::query(
-                        "UPDATE idempotency SET answer = COALESCE(answer, $4) \
-                         WHERE caller_appid = $1 AND client_msg_id = $2 AND request_id = $3",
-                    )
-                    .bind(caller_appid)
-                    .bind(client_msg_id)
-                    .bind(&settlement.request_id)
-                    .bind(answer)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(from_sqlx)?;
-                }
-                tx.commit().await.map_err(from_sqlx)?;
-                Ok(settled)
             }
 
             /// The body of [`Ledger::reserve`] inside the caller's transaction, which the caller
