@@ -842,8 +842,8 @@ impl SoukRun<'_> {
         })
     }
 
-    /// The main scenario for `seconds` in one wrk run, with souk's memory at its start, middle
-    /// and end; returns the report and the successes.
+    /// The main scenario for `seconds` in one wrk run, with souk's memory at every tenth of it;
+    /// returns the report and the successes.
     async fn soak(
         &self,
         bench: &Bench<'_>,
@@ -858,7 +858,13 @@ impl SoukRun<'_> {
         tokio::pin!(running);
         let mut samples = Vec::new();
         let started = tokio::time::Instant::now();
-        let checkpoints = [("start", 1.0_f64.min(seconds as f64 / 10.0)), ("middle", seconds as f64 / 2.0)];
+        // A sample at every tenth of the run: the curve shows a plateau or a leak.
+        let checkpoints: Vec<(String, f64)> = (1..10)
+            .map(|tenth| {
+                let at = seconds as f64 * f64::from(tenth) / 10.0;
+                (format!("{at:.0}s"), at)
+            })
+            .collect();
         let mut next = 0;
         let result = loop {
             let wait = checkpoints.get(next).map_or(Duration::from_secs(3600), |(_, at)| {
@@ -867,15 +873,15 @@ impl SoukRun<'_> {
             tokio::select! {
                 done = &mut running => break done?.0,
                 _ = tokio::time::sleep(wait), if next < checkpoints.len() => {
-                    let (label, _) = checkpoints[next];
+                    let label = &checkpoints[next].0;
                     let sample = procs::memory(pid);
                     progress(&format!("soak: {label}: {sample:?}"));
-                    samples.push((label.to_owned(), sample));
+                    samples.push((label.clone(), sample));
                     next += 1;
                 }
             }
         };
-        samples.push(("end".to_owned(), procs::memory(pid)));
+        samples.push((format!("{seconds}s (end)"), procs::memory(pid)));
         let failures = result.bad + result.socket_errors;
         if failures > 0 {
             eprintln!("souk-bench: FAILURES: soak: {failures} failed answers; first: {}", result.first_bad);

@@ -66,10 +66,20 @@ pub struct SoakReport {
     pub seconds: u64,
     /// Requests/s over the soak.
     pub requests_per_second: f64,
-    /// Samples at the start, the middle and the end.
+    /// Samples at every tenth of the run, the last at its end.
     pub samples: Vec<(String, Option<Memory>)>,
     /// Failed answers during the soak.
     pub failures: u64,
+}
+
+impl SoakReport {
+    /// RSS at the end minus RSS at the middle sample, KiB: a leak shows here, caches filling up
+    /// at the start do not.
+    pub fn second_half_growth_kib(&self) -> Option<i64> {
+        let rss = |index: usize| -> Option<i64> { i64::try_from(self.samples.get(index)?.1?.rss_kib).ok() };
+        let last = self.samples.len().checked_sub(1)?;
+        Some(rss(last)? - rss(last / 2)?)
+    }
 }
 
 /// Instructions per request of the main souk scenario under callgrind.
@@ -193,13 +203,20 @@ impl Report {
                 .map(|(when, sample)| format!("{when} {}", memory(*sample)))
                 .collect();
             text.push_str(&format!(
-                "soak [{}]: {} s at {:.1} requests/s, {} failures; {}\n",
+                "soak [{}]: {} s at {:.1} requests/s, {} failures; RSS {}\n",
                 soak.backend,
                 soak.seconds,
                 soak.requests_per_second,
                 soak.failures,
                 samples.join("; ")
             ));
+            if let Some(growth) = soak.second_half_growth_kib() {
+                text.push_str(&format!(
+                    "soak [{}]: RSS growth over the second half: {:+.1} MiB\n",
+                    soak.backend,
+                    growth as f64 / 1024.0
+                ));
+            }
         }
         for charging in &self.charging {
             text.push_str(&format!(
