@@ -33,6 +33,11 @@ mod tokens;
 
 const BACKEND: &str = "sqlite";
 const READERS: u32 = 4;
+/// How often the checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// The writer's own automatic checkpoint, in pages: a safety net only, far past what the
+/// checkpointer lets the WAL reach (SQLite's default is 1000).
+const WRITER_AUTOCHECKPOINT_PAGES: &str = "16384";
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// SQLite result codes (the low byte of extended codes) that mean "try again later".
@@ -51,6 +56,8 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// The hot path's reservations and settlements, group-committed on `writer`.
     group: std::sync::Arc<group::GroupCommit>,
+    /// Alive while any clone of the store is: the checkpointer stops when it is gone.
+    _alive: std::sync::Arc<()>,
 }
 
 impl SqliteStore {
@@ -63,7 +70,11 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
-        let writer = connect_writer(options.clone().create_if_missing(true)).await?;
+        let writer_options = options
+            .clone()
+            .create_if_missing(true)
+            .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES);
+        let writer = connect_writer(writer_options).await?;
         migrate(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
@@ -71,10 +82,13 @@ impl SqliteStore {
             .await
             .map_err(from_sqlx)?;
         tracing::debug!(backend = BACKEND, "store open, migrations applied");
+        let alive = std::sync::Arc::new(());
+        tokio::spawn(checkpointer(reader.clone(), std::sync::Arc::downgrade(&alive)));
         Ok(SqliteStore {
             writer,
             reader,
             group: std::sync::Arc::default(),
+            _alive: alive,
         })
     }
 
@@ -91,6 +105,25 @@ impl SqliteStore {
             .await
             .map_err(|err| StoreError::Internal(format!("{BACKEND}: beginning a write transaction: {err}")))?
             .map_err(from_sqlx)
+    }
+}
+
+/// Copies the WAL into the database file every [`CHECKPOINT_EVERY`] from a reader connection
+/// (`PRAGMA wal_checkpoint(PASSIVE)`, which waits for no reader or writer), so that the writer's
+/// commits never run the checkpoint and its fsync themselves: with SQLite's default automatic
+/// checkpoint, the commit that crossed 1000 WAL pages did, and every call queued on the writer
+/// waited for it. Stops once the store is dropped.
+async fn checkpointer(reader: SqlitePool, alive: std::sync::Weak<()>) {
+    let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if alive.strong_count() == 0 {
+            return;
+        }
+        if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&reader).await {
+            tracing::warn!(error = %from_sqlx(err), "sqlite: checkpoint failed; the writer's own checkpoint takes over");
+        }
     }
 }
 
