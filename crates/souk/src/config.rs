@@ -19,6 +19,8 @@ pub const SECRET_KEY_FILE: &str = "secret-key";
 pub const DEFAULT_CDN_MAX_BYTES: u64 = 10 * 1024 * 1024;
 /// The default lifetime of a CDN file: 3 days.
 pub const DEFAULT_CDN_TTL_SECS: u64 = 3 * 24 * 3600;
+/// The default bound on one Redis rate-limit check, in ms.
+pub const DEFAULT_REDIS_TIMEOUT_MS: u64 = 50;
 
 /// The configuration file's shape (every key optional).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -40,7 +42,7 @@ pub struct FileConfig {
     pub database: UrlSection,
     /// Shared short-lived state.
     #[serde(default)]
-    pub redis: UrlSection,
+    pub redis: RedisSection,
     /// Blob storage.
     #[serde(default)]
     pub blobs: UrlSection,
@@ -67,6 +69,18 @@ pub struct FileConfig {
 pub struct UrlSection {
     /// The URL.
     pub url: Option<String>,
+}
+
+/// `[redis]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSection {
+    /// The URL (unset: shared state stays in this process).
+    pub url: Option<String>,
+    /// How rate limits answer while Redis cannot be asked: `open` (let calls through) or `closed`.
+    pub rate_limits_when_down: Option<String>,
+    /// The bound on one rate-limit check, in ms.
+    pub timeout_ms: Option<u64>,
 }
 
 /// `[fetch]`.
@@ -172,6 +186,10 @@ pub struct Config {
     pub database_url: String,
     /// Redis URL (`None`: in-process shared state).
     pub redis_url: Option<String>,
+    /// How rate limits answer while Redis cannot be asked.
+    pub redis_when_down: souk_redis::RedisDownPolicy,
+    /// The bound on one Redis rate-limit check, in ms.
+    pub redis_timeout_ms: u64,
     /// Blob store URL.
     pub blob_url: String,
     /// Whether outbound fetches may reach private addresses.
@@ -210,6 +228,10 @@ fn parse_bool(name: &str, text: &str) -> Result<bool, ConfigError> {
         "0" | "false" | "no" | "off" => Ok(false),
         _ => Err(ConfigError(format!("{name} must be true or false, not {text:?}"))),
     }
+}
+
+fn parse_down_policy(name: &str, text: &str) -> Result<souk_redis::RedisDownPolicy, ConfigError> {
+    souk_redis::RedisDownPolicy::from_name(text).ok_or_else(|| ConfigError(format!("{name} must be \"open\" or \"closed\", not {text:?}")))
 }
 
 fn parse_number(name: &str, text: &str) -> Result<u64, ConfigError> {
@@ -256,6 +278,14 @@ impl Config {
             .or(file.database.url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("souk.db").display()));
         let redis_url = env("SOUK_REDIS_URL").or(file.redis.url);
+        let redis_when_down = match env("SOUK_REDIS_RATE_LIMITS_WHEN_DOWN") {
+            Some(text) => parse_down_policy("SOUK_REDIS_RATE_LIMITS_WHEN_DOWN", &text)?,
+            None => match &file.redis.rate_limits_when_down {
+                Some(text) => parse_down_policy("redis.rate_limits_when_down", text)?,
+                None => souk_redis::RedisDownPolicy::default(),
+            },
+        };
+        let redis_timeout_ms = layered_number("SOUK_REDIS_TIMEOUT_MS", file.redis.timeout_ms, DEFAULT_REDIS_TIMEOUT_MS)?;
         let blob_url = env("SOUK_BLOB_URL")
             .or(file.blobs.url)
             .unwrap_or_else(|| format!("file://{}", data_dir.join("blobs").display()));
@@ -281,6 +311,8 @@ impl Config {
             secret_key,
             database_url,
             redis_url,
+            redis_when_down,
+            redis_timeout_ms,
             blob_url,
             fetch_allow_private,
             max_body_bytes,
@@ -304,10 +336,22 @@ impl Config {
         if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
             return Err(ConfigError("database.url must be sqlite://<file> or postgres://...".to_owned()));
         }
-        if self.redis_url.is_some() {
-            return Err(ConfigError(
-                "redis.url is set, but this souk version keeps shared state in-process only; unset it".to_owned(),
-            ));
+        // The URL is not quoted back: it may hold a password.
+        if let Some(url) = &self.redis_url {
+            if !["redis://", "redis+unix://", "unix://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
+            {
+                return Err(ConfigError(
+                    "redis.url must be redis://[:password@]host[:port][/db] or unix:///path/to/socket".to_owned(),
+                ));
+            }
+        }
+        if !(1..=60_000).contains(&self.redis_timeout_ms) {
+            return Err(ConfigError(format!(
+                "redis.timeout_ms must be 1 to 60000, not {}",
+                self.redis_timeout_ms
+            )));
         }
         if !self.blob_url.starts_with("file://") {
             return Err(ConfigError("blobs.url must be file://<dir> in this souk version".to_owned()));
@@ -337,10 +381,6 @@ impl Config {
 
     /// The configuration as TOML with secrets redacted (for `--check-config` and logs).
     pub fn redacted(&self) -> String {
-        let redact_url = |url: &str| match (url.find("://"), url.rfind('@')) {
-            (Some(scheme_end), Some(at)) if at > scheme_end => format!("{}://***@{}", &url[..scheme_end], &url[at + 1..]),
-            _ => url.to_owned(),
-        };
         let file = FileConfig {
             listen: Some(self.listen.to_string()),
             data_dir: Some(self.data_dir.clone()),
@@ -350,8 +390,10 @@ impl Config {
             database: UrlSection {
                 url: Some(redact_url(&self.database_url)),
             },
-            redis: UrlSection {
+            redis: RedisSection {
                 url: self.redis_url.as_deref().map(redact_url),
+                rate_limits_when_down: Some(self.redis_when_down.name().to_owned()),
+                timeout_ms: Some(self.redis_timeout_ms),
             },
             blobs: UrlSection {
                 url: Some(self.blob_url.clone()),
@@ -380,6 +422,14 @@ impl Config {
             },
         };
         toml::to_string(&file).unwrap_or_default()
+    }
+}
+
+/// `url` with its user and password replaced by `***`, for logs and `--check-config`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => format!("{}://***@{}", &url[..scheme_end], &url[at + 1..]),
+        _ => url.to_owned(),
     }
 }
 
@@ -529,6 +579,37 @@ mod tests {
         let config = Config::layer(file, &FlagConfig::default()).unwrap();
         assert_eq!(config.secret_key.as_deref(), Some(key.as_str()));
         assert!(!config.redacted().contains(&key), "{}", config.redacted());
+    }
+
+    #[test]
+    fn redis_settings_have_defaults_bounds_and_a_redacted_url() {
+        let config = Config::layer(FileConfig::default(), &FlagConfig::default()).unwrap();
+        assert_eq!(config.redis_url, None);
+        assert_eq!(config.redis_when_down, souk_redis::RedisDownPolicy::FailOpen);
+        assert_eq!(config.redis_timeout_ms, DEFAULT_REDIS_TIMEOUT_MS);
+        let text = "[redis]\nurl = \"redis://:hunter2@cache:6379/0\"\nrate_limits_when_down = \"closed\"\ntimeout_ms = 20\n";
+        let config = Config::layer(toml::from_str(text).unwrap(), &FlagConfig::default()).unwrap();
+        assert_eq!(config.redis_url.as_deref(), Some("redis://:hunter2@cache:6379/0"));
+        assert_eq!(config.redis_when_down, souk_redis::RedisDownPolicy::FailClosed);
+        assert_eq!(config.redis_timeout_ms, 20);
+        let shown = config.redacted();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("[redis]\nurl = \"redis://***@cache:6379/0\"\nrate_limits_when_down = \"closed\"\ntimeout_ms = 20"),
+            "{shown}"
+        );
+        for (bad, key) in [
+            ("[redis]\nrate_limits_when_down = \"maybe\"", "redis.rate_limits_when_down"),
+            ("[redis]\ntimeout_ms = 0", "redis.timeout_ms"),
+            ("[redis]\ntimeout_ms = 60001", "redis.timeout_ms"),
+            ("[redis]\nurl = \"http://:hunter2@cache/\"", "redis.url"),
+        ] {
+            let error = Config::layer(toml::from_str(bad).unwrap(), &FlagConfig::default()).unwrap_err().0;
+            assert!(error.contains(key) && !error.contains("hunter2"), "{bad}: {error}");
+        }
+        assert!(toml::from_str::<FileConfig>("[redis]\ntimeout = 5").is_err());
+        let error = parse_down_policy("SOUK_REDIS_RATE_LIMITS_WHEN_DOWN", "shut").unwrap_err().0;
+        assert!(error.contains("SOUK_REDIS_RATE_LIMITS_WHEN_DOWN"), "{error}");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use rand::Rng;
 use souk_core::calllog::CallLogWriter;
 use souk_core::cdn::CdnSettings;
 use souk_core::clock::SystemClock;
-use souk_core::ratelimit::LocalRateLimiter;
+use souk_core::ratelimit::{LocalRateLimiter, RateLimiter};
 use souk_core::Souk;
 use souk_server::cloud_transport::GuardedTransport;
 use souk_server::upstream::HttpTransport;
@@ -36,19 +36,14 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let cloud_transport = GuardedTransport::new(config.fetch_allow_private)?;
     let blobs = souk_blob::open(&config.blob_url).map_err(|err| format!("cannot open the blob store: {err}"))?;
     tracing::info!(backend = blobs.backend(), "blob store ready");
+    let rate_limiter = rate_limiter(&config).await?;
     let souk = Arc::new(
-        Souk::new(
-            store,
-            Arc::new(SystemClock),
-            Arc::new(transport),
-            Arc::new(LocalRateLimiter::new()),
-            call_log,
-        )
-        .with_cdn(cdn_settings(&config), blobs)
-        .with_cloud_transport(Arc::new(cloud_transport))
-        .with_secret_key(secret_key.as_bytes())
-        .with_codes(souk_core::wxacode::CodeSettings::new(config.public_url.clone()))
-        .with_builtin_limits(builtin_limits(&config)),
+        Souk::new(store, Arc::new(SystemClock), Arc::new(transport), rate_limiter, call_log)
+            .with_cdn(cdn_settings(&config), blobs)
+            .with_cloud_transport(Arc::new(cloud_transport))
+            .with_secret_key(secret_key.as_bytes())
+            .with_codes(souk_core::wxacode::CodeSettings::new(config.public_url.clone()))
+            .with_builtin_limits(builtin_limits(&config)),
     );
     let housekeeping = tokio::spawn(housekeeping(souk.clone()));
     // Async jobs: pending ones left by an earlier run are claimed as soon as their leases lapse.
@@ -90,6 +85,30 @@ pub async fn serve(config: Config) -> Result<(), String> {
     drop(souk);
     let _ = call_log_task.await;
     Ok(())
+}
+
+/// Rate limits: shared through Redis when `redis.url` is set (several nodes), else in this process.
+/// An unreachable Redis does not stop the start: checks follow `redis.rate_limits_when_down` until
+/// it answers (see `souk_redis`).
+async fn rate_limiter(config: &Config) -> Result<Arc<dyn RateLimiter>, String> {
+    let Some(url) = &config.redis_url else {
+        return Ok(Arc::new(LocalRateLimiter::new()));
+    };
+    let settings = souk_redis::RedisSettings {
+        when_down: config.redis_when_down,
+        timeout: Duration::from_millis(config.redis_timeout_ms),
+        ..souk_redis::RedisSettings::default()
+    };
+    let limiter = souk_redis::RedisRateLimiter::connect(url, settings)
+        .await
+        .map_err(|err| format!("cannot use redis.url {}: {err}", crate::config::redact_url(url)))?;
+    tracing::info!(
+        url = %crate::config::redact_url(url),
+        when_down = config.redis_when_down.name(),
+        timeout_ms = config.redis_timeout_ms,
+        "rate limits shared through redis"
+    );
+    Ok(Arc::new(limiter))
 }
 
 fn cdn_settings(config: &Config) -> CdnSettings {
