@@ -50,3 +50,37 @@ pub(crate) fn bad_json(column: &str, err: &serde_json::Error) -> StoreError {
 pub(crate) fn bad_value(column: &str) -> StoreError {
     StoreError::Internal(format!("stored {column} has an invalid value"))
 }
+
+/// Whether the applied migrations (`versions`, from `_sqlx_migrations`; `None` when that table is
+/// missing) are exactly `migrator`'s: a clear refusal naming what to do otherwise.
+pub(crate) fn require_current(
+    backend: &'static str,
+    migrator: &sqlx::migrate::Migrator,
+    versions: Option<Vec<i64>>,
+) -> Result<(), StoreError> {
+    let Some(applied) = versions else {
+        return Err(StoreError::Internal(format!(
+            "{backend}: the database has no souk schema; run `souk migrate` first (or start without --no-migrate)"
+        )));
+    };
+    let known: Vec<i64> = migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| m.version)
+        .collect();
+    let missing: Vec<String> = known.iter().filter(|v| !applied.contains(v)).map(i64::to_string).collect();
+    if !missing.is_empty() {
+        return Err(StoreError::Internal(format!(
+            "{backend}: the database lacks migration(s) {}; run `souk migrate` first (or start without --no-migrate)",
+            missing.join(", ")
+        )));
+    }
+    let unknown: Vec<String> = applied.iter().filter(|v| !known.contains(v)).map(i64::to_string).collect();
+    if !unknown.is_empty() {
+        return Err(StoreError::Internal(format!(
+            "{backend}: the database has migration(s) {} this souk does not know: it was migrated by a newer souk",
+            unknown.join(", ")
+        )));
+    }
+    Ok(())
+}

@@ -33,15 +33,41 @@ pub use sqlite::SqliteStore;
 /// The URL schemes [`open`] understands.
 pub const SUPPORTED_SCHEMES: &[&str] = &["sqlite://", "postgres://", "postgresql://"];
 
+/// What opening a store does about its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrations {
+    /// Apply the pending migrations (serialized between processes starting together).
+    Apply,
+    /// Apply nothing: refuse a database whose schema is not exactly this version's, naming the
+    /// migrations it lacks (`souk migrate` applies them), and never create a missing SQLite file.
+    Require,
+}
+
+impl Migrations {
+    /// The newest migration this souk knows for the backend of `url` (`None`: not a store URL).
+    pub fn latest_version(url: &str) -> Option<i64> {
+        let migrator = match scheme_of(url)? {
+            Backend::Sqlite => sqlite::migrator(),
+            Backend::Postgres => postgres::migrator(),
+        };
+        migrator.iter().map(|m| m.version).max()
+    }
+}
+
 /// Opens the store named by `url`, runs its migrations and returns it ready for use.
 ///
 /// `sqlite://<path>` opens (creating if missing) an embedded SQLite file; `postgres://...` or
 /// `postgresql://...` connects to PostgreSQL. Any other scheme is an [`StoreError::Internal`] naming
 /// the supported ones.
 pub async fn open(url: &str) -> Result<Arc<dyn DurableStore>, StoreError> {
+    open_with(url, Migrations::Apply).await
+}
+
+/// [`open`], with a choice about migrations.
+pub async fn open_with(url: &str, migrations: Migrations) -> Result<Arc<dyn DurableStore>, StoreError> {
     match scheme_of(url) {
-        Some(Backend::Sqlite) => Ok(Arc::new(SqliteStore::connect(url).await?)),
-        Some(Backend::Postgres) => Ok(Arc::new(PgStore::connect(url).await?)),
+        Some(Backend::Sqlite) => Ok(Arc::new(SqliteStore::connect_with(url, migrations).await?)),
+        Some(Backend::Postgres) => Ok(Arc::new(PgStore::connect_with(url, migrations).await?)),
         None => Err(StoreError::Internal(format!(
             "unsupported store URL scheme (supported: {})",
             SUPPORTED_SCHEMES.join(", ")

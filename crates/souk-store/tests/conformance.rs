@@ -95,6 +95,7 @@ store_cases! {
 url_cases! {
     reopen_keeps_data => sqlite_reopen_keeps_data, postgres_reopen_keeps_data;
     concurrent_open => sqlite_concurrent_open, postgres_concurrent_open;
+    require_migrations => sqlite_require_migrations, postgres_require_migrations;
 }
 
 #[test]

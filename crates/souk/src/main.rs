@@ -47,6 +47,10 @@ struct ServeArgs {
     /// Print the configuration (secrets redacted) and exit.
     #[arg(long)]
     check_config: bool,
+    /// `serve` only: apply no migrations; refuse to start unless the database is exactly at this
+    /// version's schema (run `souk migrate` first). For fleets that migrate in a separate step.
+    #[arg(long)]
+    no_migrate: bool,
 }
 
 impl ServeArgs {
@@ -107,10 +111,18 @@ async fn serve_command(args: ServeArgs) -> Result<(), String> {
         return Ok(());
     }
     init_tracing();
-    serve::serve(config).await
+    let migrations = if args.no_migrate {
+        souk_store::Migrations::Require
+    } else {
+        souk_store::Migrations::Apply
+    };
+    serve::serve(config, migrations).await
 }
 
 async fn migrate_command(args: ServeArgs) -> Result<(), String> {
+    if args.no_migrate {
+        return Err("--no-migrate is for `souk serve`; `souk migrate` always migrates".to_owned());
+    }
     let config = args.load()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|err| format!("cannot create data dir {}: {err}", config.data_dir.display()))?;
     let store = souk_store::open(&config.database_url)

@@ -18,15 +18,18 @@ use souk_server::{AppState, ServerSettings};
 
 use crate::config::{Config, ADMIN_TOKEN_FILE, SECRET_KEY_FILE};
 
+/// How long a stopping server waits for the call log to reach the store.
+const SHUTDOWN_CALL_LOG_WAIT: Duration = Duration::from_secs(20);
+
 /// Runs the server until it is told to stop.
-pub async fn serve(config: Config) -> Result<(), String> {
+pub async fn serve(config: Config, migrations: souk_store::Migrations) -> Result<(), String> {
     std::fs::create_dir_all(&config.data_dir).map_err(|err| format!("cannot create data dir {}: {err}", config.data_dir.display()))?;
     if let Some(dir) = config.blob_url.strip_prefix("file://") {
         std::fs::create_dir_all(dir).map_err(|err| format!("cannot create blob dir {dir}: {err}"))?;
     }
     let admin_token = admin_token(&config)?;
     let secret_key = secret_key(&config)?;
-    let store = souk_store::open(&config.database_url)
+    let store = souk_store::open_with(&config.database_url, migrations)
         .await
         .map_err(|err| format!("cannot open the database: {err}"))?;
     tracing::info!(backend = store.backend(), "database ready");
@@ -81,9 +84,20 @@ pub async fn serve(config: Config) -> Result<(), String> {
     housekeeping.abort();
     // Jobs in flight are abandoned; their leases lapse and the next run (or another node) takes them.
     job_workers.abort();
-    souk.call_log().flush().await;
-    drop(souk);
-    let _ = call_log_task.await;
+    // Bounded: with the store down, the writer's retries would otherwise outlast any service
+    // manager's stop timeout.
+    let written = tokio::time::timeout(SHUTDOWN_CALL_LOG_WAIT, async move {
+        souk.call_log().flush().await;
+        drop(souk);
+        let _ = call_log_task.await;
+    })
+    .await;
+    if written.is_err() {
+        tracing::error!(
+            waited_secs = SHUTDOWN_CALL_LOG_WAIT.as_secs(),
+            "shutting down: the call log could not be written in time; the records still queued are lost"
+        );
+    }
     Ok(())
 }
 

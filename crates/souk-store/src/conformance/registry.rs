@@ -211,3 +211,46 @@ pub async fn concurrent_open(url: String) {
     store.insert_service(&service(SVC)).await.unwrap();
     store.insert_api(&api(SVC, "search")).await.unwrap();
 }
+
+/// `Migrations::Require` (`souk serve --no-migrate`) applies nothing: it refuses an empty
+/// database, naming `souk migrate`, and one with a migration missing, naming it; it opens a
+/// database at this version's schema.
+pub async fn require_migrations(url: String) {
+    let Err(refused) = crate::open_with(&url, crate::Migrations::Require).await else {
+        panic!("an empty database is refused");
+    };
+    assert!(refused.to_string().contains("souk migrate"), "{refused}");
+    drop(crate::open(&url).await.expect("migrating works"));
+    let store = crate::open_with(&url, crate::Migrations::Require)
+        .await
+        .expect("a migrated database opens without migrating");
+    store.insert_app(&app(APP_A)).await.unwrap();
+    drop(store);
+    // Forget the newest migration: the database now lacks it.
+    let latest = crate::Migrations::latest_version(&url).expect("a known backend");
+    forget_migration(&url, latest).await;
+    let Err(refused) = crate::open_with(&url, crate::Migrations::Require).await else {
+        panic!("a database missing a migration is refused");
+    };
+    assert!(refused.to_string().contains(&format!("lacks migration(s) {latest}")), "{refused}");
+}
+
+/// Deletes one row of `_sqlx_migrations` through a plain connection.
+async fn forget_migration(url: &str, version: i64) {
+    use sqlx::Connection;
+    if url.starts_with("sqlite://") {
+        let mut connection = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = $1")
+            .bind(version)
+            .execute(&mut connection)
+            .await
+            .unwrap();
+    } else {
+        let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = $1")
+            .bind(version)
+            .execute(&mut connection)
+            .await
+            .unwrap();
+    }
+}

@@ -47,13 +47,23 @@ pub struct PgStore {
 impl PgStore {
     /// Connects to the database named by `url` and brings its schema up to date.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, crate::Migrations::Apply).await
+    }
+
+    /// [`PgStore::connect`], with a choice about migrations ([`crate::Migrations`]).
+    pub async fn connect_with(url: &str, migrations: crate::Migrations) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await
             .map_err(from_sqlx)?;
-        if let Err(err) = MIGRATOR.run(&pool).await {
+        if migrations == crate::Migrations::Require {
+            if let Err(err) = require_current(&pool).await {
+                pool.close().await;
+                return Err(err);
+            }
+        } else if let Err(err) = MIGRATOR.run(&pool).await {
             // Closing the pool ends the session, and with it the migrator's advisory lock.
             pool.close().await;
             return Err(crate::error::migrate(BACKEND, err, from_sqlx));
@@ -67,6 +77,30 @@ impl PgStore {
     async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         self.pool.begin().await.map_err(from_sqlx)
     }
+}
+
+/// This backend's migrations.
+pub(crate) fn migrator() -> &'static sqlx::migrate::Migrator {
+    &MIGRATOR
+}
+
+/// Refuses a database whose applied migrations are not exactly this version's.
+async fn require_current(pool: &PgPool) -> Result<(), StoreError> {
+    let has_table: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await
+        .map_err(from_sqlx)?;
+    let versions = if has_table {
+        Some(
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(pool)
+                .await
+                .map_err(from_sqlx)?,
+        )
+    } else {
+        None
+    };
+    crate::error::require_current(BACKEND, &MIGRATOR, versions)
 }
 
 /// Takes a transaction-scoped advisory lock named by `key` (released at commit or rollback).

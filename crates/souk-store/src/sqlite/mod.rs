@@ -64,6 +64,12 @@ impl SqliteStore {
     /// Opens the file named by `url` (`sqlite://<path>`, created if missing) in WAL mode and brings
     /// its schema up to date.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, crate::Migrations::Apply).await
+    }
+
+    /// [`SqliteStore::connect`], with a choice about migrations ([`crate::Migrations`]).
+    pub async fn connect_with(url: &str, migrations: crate::Migrations) -> Result<Self, StoreError> {
+        let apply = migrations == crate::Migrations::Apply;
         let options = SqliteConnectOptions::from_str(url)
             .map_err(from_sqlx)?
             .journal_mode(SqliteJournalMode::Wal)
@@ -72,10 +78,20 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT);
         let writer_options = options
             .clone()
-            .create_if_missing(true)
+            .create_if_missing(apply)
             .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES);
+        if !apply && !writer_options.get_filename().exists() {
+            return Err(StoreError::Internal(format!(
+                "{BACKEND}: no database at {}; run `souk migrate` first (or start without --no-migrate)",
+                writer_options.get_filename().display()
+            )));
+        }
         let writer = connect_writer(writer_options).await?;
-        migrate(&writer).await?;
+        if apply {
+            migrate(&writer).await?;
+        } else {
+            require_current(&writer).await?;
+        }
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
             .connect_with(options.create_if_missing(false))
@@ -155,6 +171,31 @@ async fn migrate(writer: &SqlitePool) -> Result<(), StoreError> {
         .await
         .map_err(|e| crate::error::migrate(BACKEND, e, from_sqlx))?;
     tx.commit().await.map_err(from_sqlx)
+}
+
+/// This backend's migrations.
+pub(crate) fn migrator() -> &'static sqlx::migrate::Migrator {
+    &MIGRATOR
+}
+
+/// Refuses a database whose applied migrations are not exactly this version's.
+async fn require_current(writer: &SqlitePool) -> Result<(), StoreError> {
+    let has_table: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')")
+            .fetch_one(writer)
+            .await
+            .map_err(from_sqlx)?;
+    let versions = if has_table {
+        Some(
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(writer)
+                .await
+                .map_err(from_sqlx)?,
+        )
+    } else {
+        None
+    };
+    crate::error::require_current(BACKEND, &MIGRATOR, versions)
 }
 
 /// The primary SQLite result code of a database error (the low byte of the extended code).
