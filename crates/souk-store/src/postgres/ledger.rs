@@ -160,6 +160,11 @@ async fn reserve_batch(pool: PgPool, mut batch: Vec<Queued<ReserveRequest, Batch
         Err(None) => batch.iter().map(|_| Batched::Fallback).collect(),
         Err(Some(failure)) => batch.iter().map(|_| Batched::Done(Err(failure.clone()))).collect(),
     };
+    reply_all(batch, answers);
+}
+
+/// Sends each queued write its answer (a caller that went away is not waited for).
+fn reply_all<Op, Answer>(batch: Vec<Queued<Op, Answer>>, answers: Vec<Answer>) {
     for (queued, answer) in batch.into_iter().zip(answers) {
         let _ = queued.reply.send(answer);
     }
@@ -204,7 +209,7 @@ async fn settle_batched(store: &PgStore, settlement: &Settlement) -> Result<bool
 /// Runs a batch of settlements with `souk_settle_batch`; on a conflict, each one on its own with
 /// [`settle_one_statement`].
 async fn settle_batch(pool: PgPool, batch: Vec<Queued<Settlement, Result<bool, StoreError>>>) {
-    let answers: Vec<Option<(&str, &str, &str)>> = batch
+    let kept: Vec<Option<(&str, &str, &str)>> = batch
         .iter()
         .map(|q| {
             q.op.answer
@@ -217,29 +222,24 @@ async fn settle_batch(pool: PgPool, batch: Vec<Queued<Settlement, Result<bool, S
             .bind(batch.iter().map(|q| q.op.request_id.as_str()).collect::<Vec<&str>>())
             .bind(batch.iter().map(|q| charge_state(q.op.commit)).collect::<Vec<&str>>())
             .bind(batch.iter().map(|q| q.op.now_ms).collect::<Vec<i64>>())
-            .bind(answers.iter().map(|a| a.map(|a| a.0)).collect::<Vec<Option<&str>>>())
-            .bind(answers.iter().map(|a| a.map(|a| a.1)).collect::<Vec<Option<&str>>>())
-            .bind(answers.iter().map(|a| a.map(|a| a.2)).collect::<Vec<Option<&str>>>())
+            .bind(kept.iter().map(|k| k.map(|k| k.0)).collect::<Vec<Option<&str>>>())
+            .bind(kept.iter().map(|k| k.map(|k| k.1)).collect::<Vec<Option<&str>>>())
+            .bind(kept.iter().map(|k| k.map(|k| k.2)).collect::<Vec<Option<&str>>>())
             .fetch_all(&pool)
             .await;
-    match checked_rows(rows, batch.len(), "settlement") {
-        Ok(rows) => {
-            for (queued, (_, settled)) in batch.into_iter().zip(rows) {
-                let _ = queued.reply.send(Ok(settled));
-            }
-        }
+    let answers: Vec<Result<bool, StoreError>> = match checked_rows(rows, batch.len(), "settlement") {
+        Ok(rows) => rows.into_iter().map(|(_, settled)| Ok(settled)).collect(),
+        // A conflict rolled the whole statement back: each one on its own, then.
         Err(None) => {
-            for queued in batch {
-                let settled = settle_one_statement(&pool, &queued.op).await;
-                let _ = queued.reply.send(settled);
+            let mut answers = Vec::with_capacity(batch.len());
+            for queued in &batch {
+                answers.push(settle_one_statement(&pool, &queued.op).await);
             }
+            answers
         }
-        Err(Some(failure)) => {
-            for queued in batch {
-                let _ = queued.reply.send(Err(failure.clone()));
-            }
-        }
-    }
+        Err(Some(failure)) => batch.iter().map(|_| Err(failure.clone())).collect(),
+    };
+    reply_all(batch, answers);
 }
 
 /// The stored name of a settlement's new state.
