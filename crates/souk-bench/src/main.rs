@@ -63,6 +63,11 @@ struct Args {
     /// as async jobs still retrying against a provider long gone, would load the database.
     #[arg(long, value_name = "URL")]
     database_url: Option<String>,
+    /// With `--database-url`: run souk's scenarios a third time as a cluster node, on that
+    /// PostgreSQL (emptied again) and this Redis (e.g. `redis://127.0.0.1:6379/`), for the row
+    /// "cluster node vs embedded".
+    #[arg(long, value_name = "URL", requires = "database_url")]
+    redis_url: Option<String>,
     /// Run the main souk scenario this many seconds more and report souk's RSS at its start,
     /// middle and end.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
@@ -333,16 +338,22 @@ async fn bench(args: &Args, binaries: &Binaries, tools: &Tools, pinning: &Pinnin
     let mut charging = Vec::new();
     let mut memory = Vec::new();
     let mut soak = None;
-    let mut backends = vec![("sqlite", None)];
+    let mut backends = vec![("sqlite", None, None)];
     if let Some(url) = &args.database_url {
-        progress("emptying the PostgreSQL database (its tables and functions are dropped)");
-        empty_database(url).await?;
-        backends.push(("postgres", Some(url.as_str())));
+        backends.push(("postgres", Some(url.as_str()), None));
+        if let Some(redis) = &args.redis_url {
+            backends.push(("postgres+redis", Some(url.as_str()), Some(redis.as_str())));
+        }
     }
-    for (index, (backend, url)) in backends.into_iter().enumerate() {
+    for (index, (backend, url, redis_url)) in backends.into_iter().enumerate() {
+        if let Some(url) = url {
+            progress("emptying the PostgreSQL database (its tables and functions are dropped)");
+            empty_database(url).await?;
+        }
         let souk = SoukRun {
             backend,
             database_url: url,
+            redis_url,
             provider,
             provider_secret: &provider_secret,
             cloud_upstream,
@@ -642,6 +653,7 @@ fn invoke_plan(host: SocketAddr, tokens: &[String], service_id: &str, apis: &[St
 struct SoukRun<'a> {
     backend: &'static str,
     database_url: Option<&'a str>,
+    redis_url: Option<&'a str>,
     provider: SocketAddr,
     provider_secret: &'a str,
     cloud_upstream: SocketAddr,
@@ -675,6 +687,7 @@ impl SoukRun<'_> {
                 data_dir: &bench.temp.join(format!("data-{}", self.backend)),
                 admin_token: &admin_token,
                 database_url: self.database_url,
+                redis_url: self.redis_url,
                 log: &log,
                 callgrind_out: None,
             },
@@ -927,6 +940,7 @@ async fn callgrind(
                 data_dir: &bench.temp.join(format!("data-callgrind-{label}")),
                 admin_token: &admin_token,
                 database_url: None,
+                redis_url: None,
                 log: &log,
                 callgrind_out: Some(&out),
             },

@@ -170,6 +170,8 @@ pub struct SoukLaunch<'a> {
     pub admin_token: &'a str,
     /// PostgreSQL instead of the embedded SQLite.
     pub database_url: Option<&'a str>,
+    /// Redis for rate limits, the response cache and signals (a cluster node).
+    pub redis_url: Option<&'a str>,
     /// Where stdout and stderr go.
     pub log: &'a Path,
     /// Run it under `valgrind --tool=callgrind`, writing this file (not pinned then).
@@ -205,6 +207,10 @@ pub async fn start_souk(
     if let Some(url) = launch.database_url {
         command.env("SOUK_DATABASE_URL", url);
     }
+    command.env_remove("SOUK_REDIS_URL");
+    if let Some(url) = launch.redis_url {
+        command.env("SOUK_REDIS_URL", url);
+    }
     let child = command
         .arg("serve")
         .args(["--listen", &address.to_string()])
@@ -215,7 +221,6 @@ pub async fn start_souk(
         .env("SOUK_FETCH_ALLOW_PRIVATE", "true")
         .env("RUST_LOG", "warn")
         .env_remove("SOUK_CONFIG")
-        .env_remove("SOUK_REDIS_URL")
         .env_remove("SOUK_BLOB_URL")
         .stdin(Stdio::null())
         .stdout(log_file)

@@ -225,6 +225,11 @@ impl Report {
                 ));
             }
         }
+        if let Some(ratio) = self.cluster_ratio() {
+            text.push_str(&format!(
+                "cluster node: souk sync invoke [postgres+redis] at {ratio:.2}x of [sqlite] (goal: 0.6x or more)\n"
+            ));
+        }
         for charging in &self.charging {
             text.push_str(&format!(
                 "charging [{}]: {} units charged for {} successful souk sync calls: {}\n",
@@ -238,6 +243,18 @@ impl Report {
             text.push_str(&format!("skipped: {skipped}\n"));
         }
         text
+    }
+
+    /// The main scenario's throughput on a cluster node (PostgreSQL and Redis) over the embedded
+    /// default's, when both ran.
+    pub fn cluster_ratio(&self) -> Option<f64> {
+        let throughput = |backend: &str| {
+            self.scenarios
+                .iter()
+                .find(|scenario| scenario.name == "souk sync invoke" && scenario.backend.as_deref() == Some(backend))
+                .map(|scenario| scenario.requests_per_second)
+        };
+        Some(throughput("postgres+redis")? / throughput("sqlite")?)
     }
 
     /// Whether the run is clean: no failure anywhere and exact charging.

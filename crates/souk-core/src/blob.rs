@@ -1,6 +1,6 @@
-//! The blob storage role, as a trait: bytes kept under a key (CDN files today; media and images
-//! later). Backends live in `souk-blob` (a local folder now, S3 through `object_store` later) and are
-//! chosen from `blobs.url` at start.
+//! The blob storage role, as a trait: bytes kept under a key (CDN files, temp media, superresolution
+//! results). Backends live in `souk-blob` (a local folder, or an S3-compatible bucket through
+//! `object_store`) and are chosen from `blobs.url` at start.
 //!
 //! The trait is shaped like `object_store`'s (put a payload under a path, get it back as a stream with
 //! its length, delete, head), so an S3 backend is a thin adapter. Two rules every backend keeps:

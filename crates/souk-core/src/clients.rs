@@ -11,6 +11,7 @@ use crate::error::{Failure, Result};
 use crate::ids;
 use crate::market::Invoker;
 use crate::model::App;
+use crate::signals::Signal;
 use crate::souk::Souk;
 use crate::store::clients::{ClientSession, EndUser, Grant};
 use crate::store::StoreError;
@@ -126,15 +127,15 @@ impl Souk {
         }
         let now_ms = self.now_ms();
         let session = match self.sessions.get(token, now_ms) {
-            Some(session) => session,
-            None => {
+            Ok(session) => session,
+            Err(stamp) => {
                 let found = self
                     .store
                     .find_session(&ids::hash_secret(token))
                     .await
                     .map_err(|err| internal(&err))?;
                 let session = Arc::new(found.ok_or_else(|| Failure::new(Code::ClientSessionInvalid, "unknown or revoked session"))?);
-                self.sessions.insert(token.to_owned(), session.clone(), now_ms);
+                self.sessions.insert(token.to_owned(), session.clone(), now_ms, stamp);
                 session
             }
         };
@@ -241,7 +242,7 @@ impl Souk {
     /// Ends every session of an app (its secret was rotated).
     pub(crate) async fn revoke_client_sessions(&self, appid: &str) -> Result<()> {
         self.store.revoke_sessions(appid).await.map_err(|err| internal(&err))?;
-        self.sessions.remove_where(|session| session.appid == appid);
+        self.signal(Signal::Sessions { appid: appid.to_owned() }).await;
         Ok(())
     }
 }

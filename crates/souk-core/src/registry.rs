@@ -10,6 +10,7 @@ use souk_types::Code;
 use crate::error::{Failure, Result};
 use crate::ids;
 use crate::model::{Api, App, CallFilter, CallRecord, LedgerEntry, Package, PackageFilter, Service, TokenKind};
+use crate::signals::Signal;
 use crate::souk::{CachedApi, Souk};
 use crate::store::StoreError;
 
@@ -132,22 +133,24 @@ impl Souk {
     /// An app, from the cache or the store.
     pub async fn find_app(&self, appid: &str) -> Result<Option<Arc<App>>, StoreError> {
         let now_ms = self.now_ms();
-        if let Some(cached) = self.apps.get(appid, now_ms) {
-            return Ok(cached);
-        }
+        let stamp = match self.apps.get(appid, now_ms) {
+            Ok(cached) => return Ok(cached),
+            Err(stamp) => stamp,
+        };
         let found = self.store.get_app(appid).await?.map(Arc::new);
-        self.apps.insert(appid.to_owned(), found.clone(), now_ms);
+        self.apps.insert(appid.to_owned(), found.clone(), now_ms, stamp);
         Ok(found)
     }
 
     /// A service, from the cache or the store.
     pub async fn find_service(&self, service_id: &str) -> Result<Option<Arc<Service>>, StoreError> {
         let now_ms = self.now_ms();
-        if let Some(cached) = self.services.get(service_id, now_ms) {
-            return Ok(cached);
-        }
+        let stamp = match self.services.get(service_id, now_ms) {
+            Ok(cached) => return Ok(cached),
+            Err(stamp) => stamp,
+        };
         let found = self.store.get_service(service_id).await?.map(Arc::new);
-        self.services.insert(service_id.to_owned(), found.clone(), now_ms);
+        self.services.insert(service_id.to_owned(), found.clone(), now_ms, stamp);
         Ok(found)
     }
 
@@ -155,9 +158,10 @@ impl Souk {
     pub async fn find_api(&self, service_id: &str, name: &str) -> Result<Option<Arc<CachedApi>>, StoreError> {
         let now_ms = self.now_ms();
         let key = (service_id.to_owned(), name.to_owned());
-        if let Some(cached) = self.apis.get(&key, now_ms) {
-            return Ok(cached);
-        }
+        let stamp = match self.apis.get(&key, now_ms) {
+            Ok(cached) => return Ok(cached),
+            Err(stamp) => stamp,
+        };
         let found = self.store.get_api(service_id, name).await?.map(|api| {
             // A schema was validated when it was stored; one that no longer compiles is logged and skipped.
             let validator = api.schema.as_ref().and_then(|schema| match jsonschema::validator_for(schema) {
@@ -169,7 +173,7 @@ impl Souk {
             });
             Arc::new(CachedApi { api, validator })
         });
-        self.apis.insert(key, found.clone(), now_ms);
+        self.apis.insert(key, found.clone(), now_ms, stamp);
         Ok(found)
     }
 
@@ -193,7 +197,7 @@ impl Souk {
         };
         check_app_fields(&app)?;
         self.store.insert_app(&app).await.map_err(|err| admin_store_error(&err, "app"))?;
-        self.apps.remove(&app.appid);
+        self.signal(Signal::App { appid: app.appid.clone() }).await;
         Ok((app, secret))
     }
 
@@ -246,7 +250,7 @@ impl Souk {
         }
         check_app_fields(&app)?;
         self.store.update_app(&app).await.map_err(|err| admin_store_error(&err, "app"))?;
-        self.apps.remove(appid);
+        self.signal(Signal::App { appid: appid.to_owned() }).await;
         Ok(app)
     }
 
@@ -257,7 +261,7 @@ impl Souk {
         let secret = ids::new_secret();
         app.secret_hash = ids::hash_secret(&secret);
         self.store.update_app(&app).await.map_err(|err| admin_store_error(&err, "app"))?;
-        self.apps.remove(appid);
+        self.signal(Signal::App { appid: appid.to_owned() }).await;
         self.revoke_client_sessions(appid).await?;
         Ok((app, secret))
     }
@@ -282,7 +286,10 @@ impl Souk {
             .insert_service(&service)
             .await
             .map_err(|err| admin_store_error(&err, "service"))?;
-        self.services.remove(&service.service_id);
+        self.signal(Signal::Service {
+            service_id: service.service_id.clone(),
+        })
+        .await;
         Ok(service)
     }
 
@@ -324,7 +331,10 @@ impl Souk {
             .update_service(&service)
             .await
             .map_err(|err| admin_store_error(&err, "service"))?;
-        self.services.remove(service_id);
+        self.signal(Signal::Service {
+            service_id: service_id.to_owned(),
+        })
+        .await;
         Ok(service)
     }
 
@@ -347,7 +357,11 @@ impl Souk {
             StoreError::NotFound => Failure::new(Code::AdminNotFound, format!("service {service_id} not found")),
             other => admin_store_error(&other, "api"),
         })?;
-        self.apis.remove(&(api.service_id.clone(), api.name.clone()));
+        self.signal(Signal::Api {
+            service_id: api.service_id.clone(),
+            name: api.name.clone(),
+        })
+        .await;
         Ok(api)
     }
 
@@ -390,7 +404,11 @@ impl Souk {
         }
         check_api_fields(&api)?;
         self.store.update_api(&api).await.map_err(|err| admin_store_error(&err, "api"))?;
-        self.apis.remove(&(service_id.to_owned(), name.to_owned()));
+        self.signal(Signal::Api {
+            service_id: service_id.to_owned(),
+            name: name.to_owned(),
+        })
+        .await;
         Ok(api)
     }
 
@@ -400,7 +418,11 @@ impl Souk {
             .delete_api(service_id, name)
             .await
             .map_err(|err| admin_store_error(&err, "api"))?;
-        self.apis.remove(&(service_id.to_owned(), name.to_owned()));
+        self.signal(Signal::Api {
+            service_id: service_id.to_owned(),
+            name: name.to_owned(),
+        })
+        .await;
         Ok(())
     }
 
@@ -467,9 +489,9 @@ impl Souk {
         self.store.list_calls(filter).await.map_err(|err| admin_store_error(&err, "call"))
     }
 
-    /// Forgets cached tokens of an app's family (after an issue superseded them).
-    pub(crate) fn evict_tokens(&self, appid: &str, kind: TokenKind) {
-        self.tokens.remove_where(|record| record.appid == appid && record.kind == kind);
+    /// Forgets cached tokens of an app's family (after an issue superseded them), on every node.
+    pub(crate) async fn evict_tokens(&self, appid: &str, kind: TokenKind) {
+        self.signal(Signal::tokens(appid, kind)).await;
     }
 }
 

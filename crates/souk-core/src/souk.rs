@@ -40,6 +40,8 @@ pub struct Souk {
     pub(crate) messages: crate::messages::hub::MessageHub,
     /// The operator's limits on built-in APIs ([`Souk::with_builtin_limits`]).
     pub(crate) builtin_limits: crate::builtin::BuiltinLimits,
+    /// Cross-node signals ([`Souk::with_signals`]); `None` on a single node.
+    pub(crate) signals: Option<Arc<dyn crate::signals::SignalBus>>,
 }
 
 /// An API with its compiled schema, as the hot path needs it.
@@ -84,6 +86,7 @@ impl Souk {
             codes: None,
             messages: crate::messages::hub::MessageHub::default(),
             builtin_limits: crate::builtin::BuiltinLimits::default(),
+            signals: None,
         }
     }
 

@@ -101,7 +101,7 @@ impl Souk {
             .issue_token(&record, supersede, None)
             .await
             .map_err(|err| store_failure(&err))?;
-        self.evict_tokens(&app.appid, TokenKind::Plain);
+        self.evict_tokens(&app.appid, TokenKind::Plain).await;
         Ok(TokenAnswer {
             access_token: token,
             expires_in: TOKEN_LIFETIME_SECS,
@@ -172,7 +172,7 @@ impl Souk {
             .issue_token(&record, supersede, expected)
             .await
             .map_err(|err| store_failure(&err))?;
-        self.evict_tokens(appid, TokenKind::Stable);
+        self.evict_tokens(appid, TokenKind::Stable).await;
         if issued {
             return Ok(TokenAnswer {
                 access_token: token,
@@ -204,15 +204,15 @@ impl Souk {
         }
         let now_ms = self.now_ms();
         let record = match self.tokens.get(token, now_ms) {
-            Some(record) => record,
-            None => {
+            Ok(record) => record,
+            Err(stamp) => {
                 let found = self
                     .store
                     .find_token(&ids::hash_secret(token))
                     .await
                     .map_err(|err| store_failure(&err))?;
                 let record = Arc::new(found.ok_or_else(|| Failure::new(Code::AccessTokenInvalid, "unknown token"))?);
-                self.tokens.insert(token.to_owned(), record.clone(), now_ms);
+                self.tokens.insert(token.to_owned(), record.clone(), now_ms, stamp);
                 record
             }
         };

@@ -1,6 +1,7 @@
-//! The circuit breaker in front of Redis: after a run of failures it stops calling Redis for a
-//! cool-down, so checks answer by policy at once instead of each waiting out its timeout; then one
-//! probe call goes through (half-open), and its outcome closes or re-opens the breaker.
+//! The circuit breaker in front of Redis, shared by every role on one connection: after a run of
+//! failures it stops calling Redis for a cool-down, so rate-limit checks answer by policy and the
+//! response cache is bypassed at once instead of each call waiting out its timeout; then one probe
+//! call goes through (half-open), and its outcome closes or re-opens the breaker.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -12,7 +13,7 @@ use tokio::time::Instant;
 pub(crate) enum Permit {
     /// Call Redis.
     Call,
-    /// Do not call Redis: answer by policy.
+    /// Do not call Redis: answer without it.
     Skip,
 }
 
@@ -66,7 +67,7 @@ impl Breaker {
         if state.open_until.take().is_some() {
             tracing::info!(
                 failures = state.consecutive_failures,
-                "redis answers again; rate limits are shared again (circuit breaker closed)"
+                "redis answers again; rate limits and cached responses are shared again (circuit breaker closed)"
             );
         }
         state.consecutive_failures = 0;
@@ -85,7 +86,7 @@ impl Breaker {
                 failures = state.consecutive_failures,
                 cool_down_ms = u64::try_from(self.cool_down.as_millis()).unwrap_or(u64::MAX),
                 error = %error,
-                "redis keeps failing; rate limits follow the configured policy (circuit breaker open)"
+                "redis keeps failing; rate limits follow their policy and the response cache is bypassed (circuit breaker open)"
             );
         }
         state.open_until.is_some()

@@ -7,19 +7,9 @@ use souk_core::ratelimit::{gcra, RateDecision, RateLimiter};
 use souk_redis::{RedisDownPolicy, RedisRateLimiter, RedisSettings};
 use souk_types::admin::RateLimit;
 
-const REDIS_URL_VAR: &str = "SOUK_TEST_REDIS_URL";
+mod common;
 
-/// The server URL for Redis tests, or `None` (after saying so) when they are skipped.
-fn redis_server_url() -> Option<String> {
-    match std::env::var(REDIS_URL_VAR) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => panic!("{REDIS_URL_VAR} is required in CI: the Redis tests must run"),
-        _ => {
-            eprintln!("skipping redis test: {REDIS_URL_VAR} unset");
-            None
-        }
-    }
-}
+use common::{redis_server_url, silent_server, switchable_proxy, FORWARD, STALL};
 
 /// Settings with a key prefix of their own, so tests run in parallel, and a generous timeout, so a
 /// busy machine does not turn into policy answers.
@@ -67,7 +57,7 @@ async fn burst_then_refusal_with_retry_after_and_an_expiring_key() {
     let client = redis::Client::open(url.as_str()).expect("url");
     let mut connection = client.get_multiplexed_async_connection().await.expect("redis");
     let ttl_ms: i64 = redis::cmd("PTTL")
-        .arg(format!("{prefix}app"))
+        .arg(format!("{prefix}rl:app"))
         .query_async(&mut connection)
         .await
         .expect("PTTL");
@@ -186,15 +176,7 @@ async fn unreachable_redis_answers_by_policy_within_the_timeout() {
 
 #[tokio::test]
 async fn the_breaker_opens_so_a_silent_redis_costs_no_waiting() {
-    // A server that accepts connections and never says a word: every call runs into the timeout.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let address = listener.local_addr().expect("address");
-    let silent = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
+    let (address, silent) = silent_server().await;
     let timeout = Duration::from_millis(50);
     let settings = RedisSettings {
         when_down: RedisDownPolicy::FailClosed,
@@ -242,56 +224,6 @@ async fn a_malformed_url_is_refused_without_its_password() {
             .to_string();
         assert!(!error.contains("hunter2"), "{error}");
     }
-}
-
-/// How the test proxy treats connections.
-const DROP: u8 = 0;
-const FORWARD: u8 = 1;
-const STALL: u8 = 2;
-
-/// A TCP proxy to the test Redis that can drop new connections (Redis down), forward, or stall: keep
-/// every connection open but forward nothing more (a dead network path that TCP has not noticed).
-async fn switchable_proxy(url: &str) -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicU8>) {
-    use std::sync::atomic::{AtomicU8, Ordering};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let authority = url.trim_start_matches("redis://").split('/').next().unwrap_or_default();
-    let target = authority.rsplit('@').next().unwrap_or_default().to_owned();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let address = listener.local_addr().expect("address");
-    let mode = std::sync::Arc::new(AtomicU8::new(DROP));
-    let switch = mode.clone();
-    tokio::spawn(async move {
-        while let Ok((inbound, _)) = listener.accept().await {
-            if switch.load(Ordering::SeqCst) == DROP {
-                drop(inbound);
-                continue;
-            }
-            let Ok(outbound) = tokio::net::TcpStream::connect(&target).await else {
-                continue;
-            };
-            let (mut from_client, mut to_client) = inbound.into_split();
-            let (mut from_server, mut to_server) = outbound.into_split();
-            let switch = switch.clone();
-            tokio::spawn(async move {
-                let mut buffer = vec![0u8; 16 * 1024];
-                while let Ok(read) = from_client.read(&mut buffer).await {
-                    if read == 0 {
-                        break;
-                    }
-                    if switch.load(Ordering::SeqCst) != FORWARD {
-                        std::future::pending::<()>().await;
-                    }
-                    if to_server.write_all(&buffer[..read]).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
-            });
-        }
-    });
-    (address, mode)
 }
 
 async fn wait_until_allowed(limiter: &RedisRateLimiter, limit: &RateLimit) {

@@ -8,6 +8,7 @@
 //! PostgreSQL database.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use souk_core::store::{DurableStore, StoreError};
 
@@ -54,6 +55,47 @@ impl Migrations {
     }
 }
 
+/// The bounds on a store's waits for the database ([`open_with_settings`]).
+///
+/// They apply to PostgreSQL, which another machine may stop answering: every pooled connection
+/// carries `statement_timeout` and `idle_in_transaction_session_timeout` (and server-side TCP
+/// keepalives, so PostgreSQL notices a vanished node and rolls its transaction back), getting a
+/// connection (connecting included) is bounded by `acquire_timeout`, and the ledger batches bound
+/// their statements and their callers' waits on the client side as well. SQLite, a file of this
+/// process, keeps its own busy timeout and ignores them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// The longest wait for a pooled connection, connecting included.
+    pub acquire_timeout: Duration,
+    /// The longest one statement runs before PostgreSQL cancels it (lock waits included).
+    pub statement_timeout: Duration,
+    /// The longest a transaction may sit idle before PostgreSQL ends its session (a node that
+    /// stopped halfway through a transaction holds its row locks no longer than this).
+    pub idle_in_transaction_timeout: Duration,
+}
+
+impl StoreSettings {
+    /// The default `acquire_timeout`: a few seconds, so that calls fail clearly while the
+    /// database is unreachable instead of piling up.
+    pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+    /// The default `statement_timeout`: the hot path's statements take milliseconds; the longest
+    /// ones are the minute-by-minute sweeps.
+    pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// The default `idle_in_transaction_timeout`: souk never waits on anything else inside a
+    /// transaction, so an idle one belongs to a node that hung or died.
+    pub const DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            acquire_timeout: Self::DEFAULT_ACQUIRE_TIMEOUT,
+            statement_timeout: Self::DEFAULT_STATEMENT_TIMEOUT,
+            idle_in_transaction_timeout: Self::DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT,
+        }
+    }
+}
+
 /// Opens the store named by `url`, runs its migrations and returns it ready for use.
 ///
 /// `sqlite://<path>` opens (creating if missing) an embedded SQLite file; `postgres://...` or
@@ -65,9 +107,14 @@ pub async fn open(url: &str) -> Result<Arc<dyn DurableStore>, StoreError> {
 
 /// [`open`], with a choice about migrations.
 pub async fn open_with(url: &str, migrations: Migrations) -> Result<Arc<dyn DurableStore>, StoreError> {
+    open_with_settings(url, migrations, StoreSettings::default()).await
+}
+
+/// [`open_with`], with bounds on the waits for the database ([`StoreSettings`]).
+pub async fn open_with_settings(url: &str, migrations: Migrations, settings: StoreSettings) -> Result<Arc<dyn DurableStore>, StoreError> {
     match scheme_of(url) {
         Some(Backend::Sqlite) => Ok(Arc::new(SqliteStore::connect_with(url, migrations).await?)),
-        Some(Backend::Postgres) => Ok(Arc::new(PgStore::connect_with(url, migrations).await?)),
+        Some(Backend::Postgres) => Ok(Arc::new(PgStore::connect_with_settings(url, migrations, settings).await?)),
         None => Err(StoreError::Internal(format!(
             "unsupported store URL scheme (supported: {})",
             SUPPORTED_SCHEMES.join(", ")

@@ -19,7 +19,7 @@ pub const SECRET_KEY_FILE: &str = "secret-key";
 pub const DEFAULT_CDN_MAX_BYTES: u64 = 10 * 1024 * 1024;
 /// The default lifetime of a CDN file: 3 days.
 pub const DEFAULT_CDN_TTL_SECS: u64 = 3 * 24 * 3600;
-/// The default bound on one Redis rate-limit check, in ms.
+/// The default bound on one Redis round trip (a rate-limit check, a cache read or write), in ms.
 pub const DEFAULT_REDIS_TIMEOUT_MS: u64 = 50;
 
 /// The configuration file's shape (every key optional).
@@ -39,13 +39,13 @@ pub struct FileConfig {
     pub secret_key: Option<String>,
     /// Durable storage.
     #[serde(default)]
-    pub database: UrlSection,
+    pub database: DatabaseSection,
     /// Shared short-lived state.
     #[serde(default)]
     pub redis: RedisSection,
     /// Blob storage.
     #[serde(default)]
-    pub blobs: UrlSection,
+    pub blobs: BlobsSection,
     /// Outbound fetches of user-supplied addresses.
     #[serde(default)]
     pub fetch: FetchSection,
@@ -63,12 +63,38 @@ pub struct FileConfig {
     pub builtins: BuiltinsSection,
 }
 
-/// A section holding one URL.
+/// `[blobs]`: the URL, and how to reach an S3-compatible store when it is `s3://<bucket>[/<prefix>]`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UrlSection {
-    /// The URL.
+pub struct BlobsSection {
+    /// `file://<dir>` (default `<data_dir>/blobs`) or `s3://<bucket>[/<prefix>]`.
     pub url: Option<String>,
+    /// The S3 endpoint, as `https://s3.example.com` (unset: AWS S3 of the region).
+    pub s3_endpoint: Option<String>,
+    /// The S3 region (default `us-east-1`).
+    pub s3_region: Option<String>,
+    /// The S3 access key id.
+    pub s3_access_key_id: Option<String>,
+    /// The S3 secret access key (redacted when shown).
+    pub s3_secret_access_key: Option<String>,
+    /// Allow a plain-HTTP endpoint (local servers only).
+    pub s3_allow_http: Option<bool>,
+    /// The bound on one S3 request, in ms.
+    pub s3_timeout_ms: Option<u64>,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSection {
+    /// The URL (unset: SQLite in the data dir).
+    pub url: Option<String>,
+    /// PostgreSQL: the longest wait for a pooled connection, connecting included, in ms.
+    pub acquire_timeout_ms: Option<u64>,
+    /// PostgreSQL: the longest one statement runs before the server cancels it, in ms.
+    pub statement_timeout_ms: Option<u64>,
+    /// PostgreSQL: the longest a transaction may sit idle before the server ends its session, in ms.
+    pub idle_in_transaction_timeout_ms: Option<u64>,
 }
 
 /// `[redis]`.
@@ -79,7 +105,7 @@ pub struct RedisSection {
     pub url: Option<String>,
     /// How rate limits answer while Redis cannot be asked: `open` (let calls through) or `closed`.
     pub rate_limits_when_down: Option<String>,
-    /// The bound on one rate-limit check, in ms.
+    /// The bound on one Redis round trip (a rate-limit check, a cache read or write), in ms.
     pub timeout_ms: Option<u64>,
 }
 
@@ -184,14 +210,18 @@ pub struct Config {
     pub secret_key: Option<String>,
     /// Durable store URL.
     pub database_url: String,
+    /// Bounds on the waits for the durable store (PostgreSQL).
+    pub database_settings: souk_store::StoreSettings,
     /// Redis URL (`None`: in-process shared state).
     pub redis_url: Option<String>,
     /// How rate limits answer while Redis cannot be asked.
     pub redis_when_down: souk_redis::RedisDownPolicy,
-    /// The bound on one Redis rate-limit check, in ms.
+    /// The bound on one Redis round trip (a rate-limit check, a cache read or write), in ms.
     pub redis_timeout_ms: u64,
     /// Blob store URL.
     pub blob_url: String,
+    /// The blob store's settings beside the URL (S3).
+    pub blob_options: souk_blob::BlobOptions,
     /// Whether outbound fetches may reach private addresses.
     pub fetch_allow_private: bool,
     /// Largest request body.
@@ -274,6 +304,7 @@ impl Config {
             .unwrap_or_else(|| format!("http://{listen}"));
         let admin_token = env("SOUK_ADMIN_TOKEN").or(file.admin_token);
         let secret_key = env("SOUK_SECRET_KEY").or(file.secret_key);
+        let database_settings = layer_database(&file.database)?;
         let database_url = env("SOUK_DATABASE_URL")
             .or(file.database.url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("souk.db").display()));
@@ -286,7 +317,10 @@ impl Config {
             },
         };
         let redis_timeout_ms = layered_number("SOUK_REDIS_TIMEOUT_MS", file.redis.timeout_ms, DEFAULT_REDIS_TIMEOUT_MS)?;
-        let blob_url = env("SOUK_BLOB_URL")
+        let blob_options = layer_blob_options(&file.blobs)?;
+        // `SOUK_BLOB_URL` is the name of earlier versions, still read.
+        let blob_url = env("SOUK_BLOBS_URL")
+            .or_else(|| env("SOUK_BLOB_URL"))
             .or(file.blobs.url)
             .unwrap_or_else(|| format!("file://{}", data_dir.join("blobs").display()));
         let fetch_allow_private = match env("SOUK_FETCH_ALLOW_PRIVATE") {
@@ -310,10 +344,12 @@ impl Config {
             admin_token,
             secret_key,
             database_url,
+            database_settings,
             redis_url,
             redis_when_down,
             redis_timeout_ms,
             blob_url,
+            blob_options,
             fetch_allow_private,
             max_body_bytes,
             cdn_max_bytes,
@@ -336,6 +372,7 @@ impl Config {
         if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
             return Err(ConfigError("database.url must be sqlite://<file> or postgres://...".to_owned()));
         }
+        validate_database(&self.database_settings)?;
         // The URL is not quoted back: it may hold a password.
         if let Some(url) = &self.redis_url {
             if !["redis://", "redis+unix://", "unix://"]
@@ -353,9 +390,13 @@ impl Config {
                 self.redis_timeout_ms
             )));
         }
-        if !self.blob_url.starts_with("file://") {
-            return Err(ConfigError("blobs.url must be file://<dir> in this souk version".to_owned()));
+        if !(100..=600_000).contains(&self.blob_options.s3.timeout.as_millis()) {
+            return Err(ConfigError("blobs.s3_timeout_ms must be 100 to 600000".to_owned()));
         }
+        souk_blob::check(&self.blob_url, &self.blob_options).map_err(|err| match err {
+            souk_core::blob::BlobError::Backend(message) => ConfigError(message),
+            other => ConfigError(other.to_string()),
+        })?;
         if let Some(token) = &self.admin_token {
             if token.len() < 16 {
                 return Err(ConfigError("admin_token must be at least 16 characters".to_owned()));
@@ -387,17 +428,18 @@ impl Config {
             public_url: Some(self.public_url.clone()),
             admin_token: self.admin_token.as_ref().map(|_| "***".to_owned()),
             secret_key: self.secret_key.as_ref().map(|_| "***".to_owned()),
-            database: UrlSection {
+            database: DatabaseSection {
                 url: Some(redact_url(&self.database_url)),
+                acquire_timeout_ms: Some(millis(self.database_settings.acquire_timeout)),
+                statement_timeout_ms: Some(millis(self.database_settings.statement_timeout)),
+                idle_in_transaction_timeout_ms: Some(millis(self.database_settings.idle_in_transaction_timeout)),
             },
             redis: RedisSection {
                 url: self.redis_url.as_deref().map(redact_url),
                 rate_limits_when_down: Some(self.redis_when_down.name().to_owned()),
                 timeout_ms: Some(self.redis_timeout_ms),
             },
-            blobs: UrlSection {
-                url: Some(self.blob_url.clone()),
-            },
+            blobs: self.blobs_redacted(),
             fetch: FetchSection {
                 allow_private: Some(self.fetch_allow_private),
             },
@@ -425,6 +467,48 @@ impl Config {
     }
 }
 
+impl Config {
+    /// `[blobs]` as shown: the secret access key as `***`, S3 settings only for an `s3://` URL.
+    fn blobs_redacted(&self) -> BlobsSection {
+        let s3 = &self.blob_options.s3;
+        let is_s3 = self.blob_url.starts_with("s3://");
+        BlobsSection {
+            url: Some(redact_url(&self.blob_url)),
+            s3_endpoint: s3.endpoint.clone(),
+            s3_region: s3.region.clone(),
+            s3_access_key_id: s3.access_key_id.clone(),
+            s3_secret_access_key: s3.secret_access_key.as_ref().map(|_| "***".to_owned()),
+            s3_allow_http: Some(s3.allow_http).filter(|_| is_s3),
+            s3_timeout_ms: u64::try_from(s3.timeout.as_millis()).ok().filter(|_| is_s3),
+        }
+    }
+}
+
+/// `[blobs]`'s S3 settings, each from `SOUK_BLOBS_S3_*`, then the file.
+fn layer_blob_options(file: &BlobsSection) -> Result<souk_blob::BlobOptions, ConfigError> {
+    let text = |env_name: &str, file: &Option<String>| env(env_name).or_else(|| file.clone());
+    let allow_http = match env("SOUK_BLOBS_S3_ALLOW_HTTP") {
+        Some(text) => parse_bool("SOUK_BLOBS_S3_ALLOW_HTTP", &text)?,
+        None => file.s3_allow_http.unwrap_or(false),
+    };
+    let timeout_ms = layered_number(
+        "SOUK_BLOBS_S3_TIMEOUT_MS",
+        file.s3_timeout_ms,
+        souk_blob::DEFAULT_S3_TIMEOUT.as_secs() * 1000,
+    )?;
+    Ok(souk_blob::BlobOptions {
+        s3: souk_blob::S3Options {
+            endpoint: text("SOUK_BLOBS_S3_ENDPOINT", &file.s3_endpoint),
+            region: text("SOUK_BLOBS_S3_REGION", &file.s3_region),
+            access_key_id: text("SOUK_BLOBS_S3_ACCESS_KEY_ID", &file.s3_access_key_id),
+            secret_access_key: text("SOUK_BLOBS_S3_SECRET_ACCESS_KEY", &file.s3_secret_access_key),
+            allow_http,
+            timeout: std::time::Duration::from_millis(timeout_ms),
+            ..souk_blob::S3Options::default()
+        },
+    })
+}
+
 /// `url` with its user and password replaced by `***`, for logs and `--check-config`.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -439,6 +523,60 @@ fn layered_number(env_name: &str, file: Option<u64>, default: u64) -> Result<u64
         Some(text) => parse_number(env_name, &text),
         None => Ok(file.unwrap_or(default)),
     }
+}
+
+/// `[database]`'s bounds, each from `SOUK_DATABASE_*`, then the file, then souk-store's default.
+fn layer_database(file: &DatabaseSection) -> Result<souk_store::StoreSettings, ConfigError> {
+    use souk_store::StoreSettings as S;
+    let layered = |env_name: &str, file: Option<u64>, default: std::time::Duration| {
+        layered_number(env_name, file, millis(default)).map(std::time::Duration::from_millis)
+    };
+    Ok(S {
+        acquire_timeout: layered(
+            "SOUK_DATABASE_ACQUIRE_TIMEOUT_MS",
+            file.acquire_timeout_ms,
+            S::DEFAULT_ACQUIRE_TIMEOUT,
+        )?,
+        statement_timeout: layered(
+            "SOUK_DATABASE_STATEMENT_TIMEOUT_MS",
+            file.statement_timeout_ms,
+            S::DEFAULT_STATEMENT_TIMEOUT,
+        )?,
+        idle_in_transaction_timeout: layered(
+            "SOUK_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+            file.idle_in_transaction_timeout_ms,
+            S::DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT,
+        )?,
+    })
+}
+
+/// Every bound is required (PostgreSQL reads 0 as "no timeout") and at most an hour; a connection
+/// wait of more than a minute would hold calls as the unbounded one did.
+fn validate_database(settings: &souk_store::StoreSettings) -> Result<(), ConfigError> {
+    for (name, value, range) in [
+        ("database.acquire_timeout_ms", settings.acquire_timeout, 100..=60_000),
+        ("database.statement_timeout_ms", settings.statement_timeout, 100..=3_600_000),
+        (
+            "database.idle_in_transaction_timeout_ms",
+            settings.idle_in_transaction_timeout,
+            1_000..=3_600_000,
+        ),
+    ] {
+        if !range.contains(&millis(value)) {
+            return Err(ConfigError(format!(
+                "{name} must be {} to {}, not {}",
+                range.start(),
+                range.end(),
+                millis(value)
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::cast_possible_truncation, reason = "configured durations are far below u64::MAX ms")]
+fn millis(duration: std::time::Duration) -> u64 {
+    duration.as_millis() as u64
 }
 
 fn layer_builtins(file: BuiltinsSection) -> Result<BuiltinsConfig, ConfigError> {
@@ -522,6 +660,56 @@ mod tests {
     }
 
     #[test]
+    fn blobs_on_s3_are_checked_and_the_secret_redacted() {
+        let text = "[blobs]\nurl = \"s3://souk-blobs/prod\"\ns3_endpoint = \"http://127.0.0.1:9000\"\ns3_region = \"garage\"\n\
+                    s3_access_key_id = \"GK123\"\ns3_secret_access_key = \"very-secret-key-0001\"\ns3_allow_http = true\n\
+                    s3_timeout_ms = 5000\n";
+        let config = Config::layer(toml::from_str(text).unwrap(), &FlagConfig::default()).unwrap();
+        assert_eq!(config.blob_url, "s3://souk-blobs/prod");
+        let s3 = &config.blob_options.s3;
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!((s3.region.as_deref(), s3.access_key_id.as_deref()), (Some("garage"), Some("GK123")));
+        assert_eq!(s3.secret_access_key.as_deref(), Some("very-secret-key-0001"));
+        assert!(s3.allow_http);
+        assert_eq!(s3.timeout, std::time::Duration::from_millis(5000));
+        let shown = config.redacted();
+        assert!(!shown.contains("very-secret-key-0001"), "{shown}");
+        assert!(shown.contains("s3_secret_access_key = \"***\""), "{shown}");
+        assert!(!format!("{config:?}").contains("very-secret-key-0001"));
+        let again = Config::layer(toml::from_str(&shown).unwrap(), &FlagConfig::default()).unwrap();
+        assert_eq!(again.blob_url, config.blob_url, "{shown}");
+
+        let default = Config::layer(FileConfig::default(), &FlagConfig::default()).unwrap().redacted();
+        assert!(!default.contains("s3_"), "no S3 settings shown for a folder: {default}");
+
+        for (bad, expected) in [
+            ("[blobs]\nurl = \"s3://souk-blobs\"", "blobs.s3_access_key_id"),
+            (
+                "[blobs]\nurl = \"s3://Bad_Bucket\"\ns3_access_key_id = \"a\"\ns3_secret_access_key = \"b\"",
+                "bucket",
+            ),
+            (
+                "[blobs]\nurl = \"s3://b-1/x\"\ns3_endpoint = \"http://h:1\"\ns3_access_key_id = \"a\"\ns3_secret_access_key = \"b\"",
+                "blobs.s3_allow_http",
+            ),
+            ("[blobs]\nurl = \"s3://b-1\"\ns3_access_key_id = \"a\"", "together"),
+            (
+                "[blobs]\nurl = \"s3://b-1\"\ns3_access_key_id = \"a\"\ns3_secret_access_key = \"b\"\ns3_timeout_ms = 0",
+                "s3_timeout_ms",
+            ),
+            ("[blobs]\ns3_endpoint = \"https://s3.example.com\"", "not s3://"),
+            ("[blobs]\nurl = \"gs://bucket\"", "s3://"),
+        ] {
+            let error = Config::layer(toml::from_str(bad).unwrap(), &FlagConfig::default()).unwrap_err().0;
+            assert!(error.contains(expected), "{bad}: {error}");
+        }
+        assert!(
+            toml::from_str::<FileConfig>("[blobs]\ns3_bucket = \"x\"").is_err(),
+            "unknown keys are refused"
+        );
+    }
+
+    #[test]
     fn flags_win_over_the_file() {
         let file: FileConfig = toml::from_str("listen = \"127.0.0.1:1\"\n[database]\nurl = \"postgres://u:pw@h/db\"\n").unwrap();
         let flags = FlagConfig {
@@ -551,6 +739,36 @@ mod tests {
             "[cdn]\nttl_secs = 59",
             "[cdn]\nttl_secs = 99999999",
             "[cdn]\nmax_size = 1",
+        ] {
+            let refused = toml::from_str::<FileConfig>(bad).map_or(true, |file| Config::layer(file, &FlagConfig::default()).is_err());
+            assert!(refused, "{bad}");
+        }
+    }
+
+    #[test]
+    fn database_bounds_have_defaults_file_values_and_limits() {
+        let config = Config::layer(FileConfig::default(), &FlagConfig::default()).unwrap();
+        assert_eq!(config.database_settings, souk_store::StoreSettings::default());
+        let file: FileConfig = toml::from_str(
+            "[database]\nurl = \"postgres://h/db\"\nacquire_timeout_ms = 1500\nstatement_timeout_ms = 800\nidle_in_transaction_timeout_ms = 4000\n",
+        )
+        .unwrap();
+        let config = Config::layer(file, &FlagConfig::default()).unwrap();
+        let settings = config.database_settings;
+        assert_eq!(settings.acquire_timeout, std::time::Duration::from_millis(1500));
+        assert_eq!(settings.statement_timeout, std::time::Duration::from_millis(800));
+        assert_eq!(settings.idle_in_transaction_timeout, std::time::Duration::from_millis(4000));
+        let shown = config.redacted();
+        assert!(
+            shown.contains("acquire_timeout_ms = 1500\nstatement_timeout_ms = 800\nidle_in_transaction_timeout_ms = 4000"),
+            "{shown}"
+        );
+        for bad in [
+            "[database]\nacquire_timeout_ms = 0",
+            "[database]\nacquire_timeout_ms = 60001",
+            "[database]\nstatement_timeout_ms = 0",
+            "[database]\nidle_in_transaction_timeout_ms = 999",
+            "[database]\nstatement_timeout = 5",
         ] {
             let refused = toml::from_str::<FileConfig>(bad).map_or(true, |file| Config::layer(file, &FlagConfig::default()).is_err());
             assert!(refused, "{bad}");

@@ -125,7 +125,7 @@ async fn migrate_command(args: ServeArgs) -> Result<(), String> {
     }
     let config = args.load()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|err| format!("cannot create data dir {}: {err}", config.data_dir.display()))?;
-    let store = souk_store::open(&config.database_url)
+    let store = souk_store::open_with_settings(&config.database_url, souk_store::Migrations::Apply, config.database_settings)
         .await
         .map_err(|err| format!("cannot migrate the database: {err}"))?;
     println!("database migrated ({})", store.backend());

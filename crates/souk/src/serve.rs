@@ -29,7 +29,7 @@ pub async fn serve(config: Config, migrations: souk_store::Migrations) -> Result
     }
     let admin_token = admin_token(&config)?;
     let secret_key = secret_key(&config)?;
-    let store = souk_store::open_with(&config.database_url, migrations)
+    let store = souk_store::open_with_settings(&config.database_url, migrations, config.database_settings)
         .await
         .map_err(|err| format!("cannot open the database: {err}"))?;
     tracing::info!(backend = store.backend(), "database ready");
@@ -37,17 +37,20 @@ pub async fn serve(config: Config, migrations: souk_store::Migrations) -> Result
     let transport = HttpTransport::new()?;
     // The cloud gateway calls addresses pages name: guarded unless the operator allows private ones.
     let cloud_transport = GuardedTransport::new(config.fetch_allow_private)?;
-    let blobs = souk_blob::open(&config.blob_url).map_err(|err| format!("cannot open the blob store: {err}"))?;
+    let blobs = souk_blob::open_with(&config.blob_url, &config.blob_options).map_err(|err| format!("cannot open the blob store: {err}"))?;
     tracing::info!(backend = blobs.backend(), "blob store ready");
-    let rate_limiter = rate_limiter(&config).await?;
-    let souk = Arc::new(
-        Souk::new(store, Arc::new(SystemClock), Arc::new(transport), rate_limiter, call_log)
-            .with_cdn(cdn_settings(&config), blobs)
-            .with_cloud_transport(Arc::new(cloud_transport))
-            .with_secret_key(secret_key.as_bytes())
-            .with_codes(souk_core::wxacode::CodeSettings::new(config.public_url.clone()))
-            .with_builtin_limits(builtin_limits(&config)),
-    );
+    let redis = redis_roles(&config).await?;
+    let mut souk = Souk::new(store, Arc::new(SystemClock), Arc::new(transport), redis.rate_limiter, call_log)
+        .with_cdn(cdn_settings(&config), blobs)
+        .with_cloud_transport(Arc::new(cloud_transport))
+        .with_secret_key(secret_key.as_bytes())
+        .with_codes(souk_core::wxacode::CodeSettings::new(config.public_url.clone()))
+        .with_builtin_limits(builtin_limits(&config));
+    if let Some((cache, signals)) = redis.shared {
+        souk = souk.with_response_cache(cache).with_signals(signals);
+    }
+    let souk = Arc::new(souk);
+    let signal_listener = souk.start_signal_listener();
     let housekeeping = tokio::spawn(housekeeping(souk.clone()));
     // Async jobs: pending ones left by an earlier run are claimed as soon as their leases lapse.
     let job_workers = souk.start_job_workers(souk_core::jobs::JobWorkerSettings {
@@ -82,6 +85,9 @@ pub async fn serve(config: Config, migrations: souk_store::Migrations) -> Result
 
     tracing::info!("shutting down: writing the call log");
     housekeeping.abort();
+    if let Some(listener) = signal_listener {
+        listener.abort();
+    }
     // Jobs in flight are abandoned; their leases lapse and the next run (or another node) takes them.
     job_workers.abort();
     // Bounded: with the store down, the writer's retries would otherwise outlast any service
@@ -101,28 +107,45 @@ pub async fn serve(config: Config, migrations: souk_store::Migrations) -> Result
     Ok(())
 }
 
-/// Rate limits: shared through Redis when `redis.url` is set (several nodes), else in this process.
-/// An unreachable Redis does not stop the start: checks follow `redis.rate_limits_when_down` until
-/// it answers (see `souk_redis`).
-async fn rate_limiter(config: &Config) -> Result<Arc<dyn RateLimiter>, String> {
+/// What Redis shares between nodes when `redis.url` is set: rate limits, the cloud gateway's
+/// response cache and cross-node signals, all on one multiplexed connection (the signals' subscription
+/// adds one pub/sub connection). Without Redis, rate limits and the cache live in this process and
+/// there are no signals. An unreachable Redis does not stop the start: rate limits follow
+/// `redis.rate_limits_when_down`, the cache is bypassed and signals resume (with a resync) when it
+/// answers (see `souk_redis`).
+struct RedisRoles {
+    rate_limiter: Arc<dyn RateLimiter>,
+    shared: Option<(Arc<souk_redis::RedisResponseCache>, Arc<souk_redis::RedisSignals>)>,
+}
+
+async fn redis_roles(config: &Config) -> Result<RedisRoles, String> {
     let Some(url) = &config.redis_url else {
-        return Ok(Arc::new(LocalRateLimiter::new()));
+        return Ok(RedisRoles {
+            rate_limiter: Arc::new(LocalRateLimiter::new()),
+            shared: None,
+        });
     };
     let settings = souk_redis::RedisSettings {
         when_down: config.redis_when_down,
         timeout: Duration::from_millis(config.redis_timeout_ms),
         ..souk_redis::RedisSettings::default()
     };
-    let limiter = souk_redis::RedisRateLimiter::connect(url, settings)
+    let connection = souk_redis::RedisConnection::connect(url, settings)
         .await
         .map_err(|err| format!("cannot use redis.url {}: {err}", crate::config::redact_url(url)))?;
     tracing::info!(
         url = %crate::config::redact_url(url),
         when_down = config.redis_when_down.name(),
         timeout_ms = config.redis_timeout_ms,
-        "rate limits shared through redis"
+        "rate limits, the response cache and signals shared through redis"
     );
-    Ok(Arc::new(limiter))
+    Ok(RedisRoles {
+        rate_limiter: Arc::new(souk_redis::RedisRateLimiter::new(connection.clone())),
+        shared: Some((
+            Arc::new(souk_redis::RedisResponseCache::new(connection.clone())),
+            Arc::new(souk_redis::RedisSignals::new(connection)),
+        )),
+    })
 }
 
 fn cdn_settings(config: &Config) -> CdnSettings {

@@ -13,6 +13,7 @@ use souk_types::Code;
 use super::CloudApp;
 use crate::error::{Failure, Result};
 use crate::ids;
+use crate::signals::Signal;
 use crate::souk::Souk;
 use crate::store::StoreError;
 
@@ -106,11 +107,12 @@ impl Souk {
     /// A cloud app, from the cache or the store (the gateway's hot path).
     pub async fn find_cloud_app(&self, cloud_app_id: &str) -> Result<Option<Arc<CloudApp>>, StoreError> {
         let now_ms = self.now_ms();
-        if let Some(cached) = self.cloud.cloud_apps.get(cloud_app_id, now_ms) {
-            return Ok(cached);
-        }
+        let stamp = match self.cloud.cloud_apps.get(cloud_app_id, now_ms) {
+            Ok(cached) => return Ok(cached),
+            Err(stamp) => stamp,
+        };
         let found = self.store.get_cloud_app(cloud_app_id).await?.map(Arc::new);
-        self.cloud.cloud_apps.insert(cloud_app_id.to_owned(), found.clone(), now_ms);
+        self.cloud.cloud_apps.insert(cloud_app_id.to_owned(), found.clone(), now_ms, stamp);
         Ok(found)
     }
 
@@ -140,7 +142,10 @@ impl Souk {
             cloud_app.app_key = new_app_key();
             match self.store.insert_cloud_app(&cloud_app).await {
                 Ok(()) => {
-                    self.cloud.cloud_apps.remove(&cloud_app.cloud_app_id);
+                    self.signal(Signal::CloudApp {
+                        cloud_app_id: cloud_app.cloud_app_id.clone(),
+                    })
+                    .await;
                     return Ok(cloud_app);
                 }
                 // A random id or key clashed with an existing one: draw again.
@@ -196,7 +201,10 @@ impl Souk {
             StoreError::NotFound => not_found(&cloud_app.cloud_app_id),
             other => internal(&other),
         })?;
-        self.cloud.cloud_apps.remove(&cloud_app.cloud_app_id);
+        self.signal(Signal::CloudApp {
+            cloud_app_id: cloud_app.cloud_app_id.clone(),
+        })
+        .await;
         Ok(())
     }
 }

@@ -12,11 +12,12 @@
 //! upstream sees); types 2 and 3 are shared across apps by definition, and an entry of a type is only
 //! ever written by a caller who asked for that type.
 //!
-//! **Single-flight** is per process (a Redis cache shares entries between nodes, not calls in flight):
-//! the first miss spawns the upstream call as a task; identical calls arriving meanwhile await the same
-//! task and get the same outcome, failures included. The task runs to its deadline even if every
-//! caller left, and its answer is cached if it succeeded. Failures are never kept: the next call after
-//! the task ends tries again.
+//! **Single-flight** in a process: the first miss spawns the upstream call as a task; identical calls
+//! arriving meanwhile await the same task and get the same outcome, failures included. The task runs
+//! to its deadline even if every caller left, and its answer is cached if it succeeded. Failures are
+//! never kept: the next call after the task ends tries again. Across nodes, the task asks the cache
+//! first ([`ResponseCache::begin_fill`]): a shared cache (Redis) lets one node's task call while the
+//! others' wait for its entry, and the in-process cache just reads again.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -159,7 +160,10 @@ impl ResponseCache for LocalResponseCache {
         None
     }
 
-    async fn put(&self, key: [u8; 32], entry: CachedEnvelope) {
+    async fn put(&self, key: [u8; 32], entry: CachedEnvelope, now_ms: i64) {
+        if entry.expires_at_ms <= now_ms {
+            return;
+        }
         let size = entry_size(&entry.envelope);
         if size > self.max_bytes / 8 {
             return;

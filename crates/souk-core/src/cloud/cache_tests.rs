@@ -165,13 +165,15 @@ async fn local_cache_expires_and_stays_bounded() {
         envelope: envelope(json!({"a": 1})),
         expires_at_ms,
     };
-    cache.put([1; 32], entry(1_000)).await;
+    cache.put([1; 32], entry(1_000), 0).await;
     assert_eq!(cache.get(&[1; 32], 999).await.unwrap().envelope.data, json!({"a": 1}));
     assert!(cache.get(&[1; 32], 1_000).await.is_none(), "expired at expires_at_ms");
     assert!(cache.is_empty(), "an expired entry read is evicted");
+    cache.put([1; 32], entry(1_000), 1_000).await;
+    assert!(cache.is_empty(), "an entry already expired when put is not kept");
 
     for idx in 0..25u8 {
-        cache.put([idx; 32], entry(10_000 + i64::from(idx))).await;
+        cache.put([idx; 32], entry(10_000 + i64::from(idx)), 0).await;
         assert!(cache.len() <= 10);
     }
     assert!(cache.get(&[24; 32], 0).await.is_some(), "the latest-expiring entries are kept");
@@ -185,6 +187,7 @@ async fn local_cache_expires_and_stays_bounded() {
                 envelope: envelope(json!("x".repeat(2_000))),
                 expires_at_ms: 10,
             },
+            0,
         )
         .await;
     assert!(small.is_empty(), "an entry over an eighth of the byte bound is not kept");
@@ -196,6 +199,7 @@ async fn local_cache_expires_and_stays_bounded() {
                     envelope: envelope(json!("x".repeat(500))),
                     expires_at_ms: 10,
                 },
+                0,
             )
             .await;
     }

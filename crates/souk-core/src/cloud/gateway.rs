@@ -11,7 +11,7 @@ use souk_types::Code;
 use super::cache::{cache_key, FlightResult, LocalResponseCache, SingleFlight};
 use super::context::{self, Context};
 use super::envelope::read_reply;
-use super::{CachedEnvelope, CloudApp, CloudCaller, CloudOutcome, CloudRequest, CloudTransport, ResponseCache, UpstreamReply};
+use super::{CachedEnvelope, CloudApp, CloudCaller, CloudOutcome, CloudRequest, CloudTransport, FillStart, ResponseCache, UpstreamReply};
 use crate::cache::TtlCache;
 use crate::clients::ClientCaller;
 use crate::clock::SharedClock;
@@ -22,6 +22,9 @@ use crate::souk::{Souk, CACHE_TTL_MS};
 pub const USER_INFO_SCOPE: &str = "scope.userInfo";
 /// How long past its own deadline a transport may take before the gateway gives up on it anyway.
 const TRANSPORT_GRACE: Duration = Duration::from_secs(1);
+/// How much longer than the upstream call's own bound a fill may be held for other nodes (the put
+/// after the answer, a slow cache).
+const FILL_LEASE_MARGIN: Duration = Duration::from_secs(1);
 const CLOUD_APP_CACHE_MAX: usize = 100_000;
 
 /// The gateway's part of [`Souk`]: its transport, response cache, secret key, calls in flight, and
@@ -65,7 +68,7 @@ impl Souk {
         self
     }
 
-    /// Replaces the in-process response cache (Redis, later).
+    /// Replaces the in-process response cache (with a shared one, such as `souk-redis`'s).
     #[must_use]
     pub fn with_response_cache(mut self, cache: Arc<dyn ResponseCache>) -> Self {
         self.cloud.cache = cache;
@@ -219,9 +222,10 @@ async fn upstream_call(transport: Arc<dyn CloudTransport>, upstream: super::Upst
     }
 }
 
-/// The task single-flight runs for a cacheable request: the cache is read again first (an identical
-/// call may have filled it between this caller's miss and its flight), then the upstream is called
-/// and a success is kept for `ttl_ms`.
+/// The task single-flight runs for a cacheable request: the cache is asked first (an identical call
+/// may have filled it between this caller's miss and its flight, here or on another node, and a
+/// shared cache may wait for another node's fill), then the upstream is called and a success is kept
+/// for `ttl_ms`. Anything else ends the fill without an entry, so other nodes need not wait for it.
 async fn cached_call(
     cache: Arc<dyn ResponseCache>,
     clock: SharedClock,
@@ -230,18 +234,21 @@ async fn cached_call(
     call: impl std::future::Future<Output = UpstreamReply> + Send + 'static,
     timeout_ms: u64,
 ) -> FlightResult {
-    if let Some(hit) = cache.get(&key, clock.now_ms()).await {
+    let lease = Duration::from_millis(timeout_ms) + TRANSPORT_GRACE + FILL_LEASE_MARGIN;
+    if let FillStart::Filled(hit) = cache.begin_fill(&key, clock.now_ms(), lease).await {
         return (Ok(hit.envelope), true);
     }
     let result = read_reply(call.await, timeout_ms);
-    if let Ok(envelope) = &result {
-        if envelope.success {
+    match &result {
+        Ok(envelope) if envelope.success => {
+            let now_ms = clock.now_ms();
             let entry = CachedEnvelope {
                 envelope: envelope.clone(),
-                expires_at_ms: clock.now_ms().saturating_add(ttl_ms),
+                expires_at_ms: now_ms.saturating_add(ttl_ms),
             };
-            cache.put(key, entry).await;
+            cache.put(key, entry, now_ms).await;
         }
+        _ => cache.abandon_fill(&key).await,
     }
     (result, false)
 }

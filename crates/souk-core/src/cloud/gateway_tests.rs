@@ -165,3 +165,67 @@ async fn a_transport_that_overruns_its_deadline_is_cut_off() {
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
     assert_eq!(read_reply(reply, 100).unwrap_err().code, Code::CloudUpstreamTimeout);
 }
+
+/// The in-process cache, recording the fill steps the gateway takes (a shared cache relies on them).
+#[derive(Default)]
+struct StepLog {
+    inner: LocalResponseCache,
+    steps: std::sync::Mutex<Vec<String>>,
+}
+
+impl StepLog {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.steps.lock().unwrap())
+    }
+}
+
+#[async_trait]
+impl ResponseCache for StepLog {
+    async fn get(&self, key: &[u8; 32], now_ms: i64) -> Option<CachedEnvelope> {
+        self.inner.get(key, now_ms).await
+    }
+
+    async fn put(&self, key: [u8; 32], entry: CachedEnvelope, now_ms: i64) {
+        self.steps
+            .lock()
+            .unwrap()
+            .push(format!("put for {} ms", entry.expires_at_ms - now_ms));
+        self.inner.put(key, entry, now_ms).await;
+    }
+
+    async fn begin_fill(&self, key: &[u8; 32], now_ms: i64, lease: Duration) -> FillStart {
+        let start = self.inner.begin_fill(key, now_ms, lease).await;
+        let found = if matches!(start, FillStart::Filled(_)) { "filled" } else { "call" };
+        self.steps.lock().unwrap().push(format!("begin {lease:?}: {found}"));
+        start
+    }
+
+    async fn abandon_fill(&self, _key: &[u8; 32]) {
+        self.steps.lock().unwrap().push("abandon".into());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fill_ends_with_a_put_or_is_abandoned() {
+    let clock: SharedClock = Arc::new(ManualClock::new(1_000_000));
+    let cases = [
+        (200, json!({"success": true, "data": 1}), "put for 60000 ms"),
+        (200, json!({"success": false, "errorCode": "E"}), "abandon"),
+        (500, json!({"success": true, "data": 1}), "abandon"),
+    ];
+    for (status, body, end) in cases {
+        let cache = Arc::new(StepLog::default());
+        let call = |transport: Arc<Counting>| {
+            let transport: Arc<dyn CloudTransport> = transport;
+            let call = upstream_call(transport, upstream(), 3000);
+            cached_call(cache.clone(), clock.clone(), [1; 32], 60_000, call, 3000)
+        };
+        let transport = Counting::new(status, body.clone(), 10);
+        let _ = call(transport.clone()).await;
+        // The lease covers the whole upstream call: its timeout, the transport's grace, a margin.
+        assert_eq!(cache.take(), ["begin 5s: call", end], "{status} {body}");
+        let _ = call(transport.clone()).await;
+        let again = if end == "abandon" { "begin 5s: call" } else { "begin 5s: filled" };
+        assert_eq!(cache.take().first().map(String::as_str), Some(again), "{status} {body}");
+    }
+}

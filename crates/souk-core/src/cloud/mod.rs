@@ -5,7 +5,7 @@
 //!
 //! This module holds the domain types and the two roles the gateway needs from outside:
 //! [`CloudTransport`] (the guarded upstream HTTP client, implemented in `souk-server`) and
-//! [`ResponseCache`] (shared short-lived state: in-process now, Redis later).
+//! [`ResponseCache`] (shared short-lived state: in-process by default, on Redis in `souk-redis`).
 //!
 //! Layout: [`apps`] (the operator's cloud apps, whitelist validation), [`context`] (context
 //! parameters, `mix_nick`, the signed upstream request), [`envelope`] (what an upstream reply means),
@@ -158,12 +158,55 @@ pub struct CachedEnvelope {
     pub expires_at_ms: i64,
 }
 
+/// How a miss goes on once this process's one call for the key is about to call the upstream
+/// ([`ResponseCache::begin_fill`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum FillStart {
+    /// The entry is there now (an identical call filled it meanwhile, here or on another node):
+    /// answer it, call nothing.
+    Filled(CachedEnvelope),
+    /// Call the upstream, then [`put`](ResponseCache::put) a success or
+    /// [`abandon_fill`](ResponseCache::abandon_fill) anything else.
+    Call,
+}
+
 /// The response cache role: shared short-lived state keyed by an opaque, collision-proof key (a hash
 /// over length-prefixed parts, built by the gateway).
+///
+/// The gateway reads with [`get`](Self::get); on a miss, the one call in flight for the key in this
+/// process (single-flight) asks [`begin_fill`](Self::begin_fill) before calling the upstream, then
+/// either [`put`](Self::put)s a success or [`abandon_fill`](Self::abandon_fill)s. A cache shared by
+/// several nodes uses that pair to make one upstream call across nodes; the defaults keep the
+/// single-process behaviour. Failures are never stored.
 #[async_trait]
 pub trait ResponseCache: Send + Sync + 'static {
     /// The entry for `key`, if it has not expired at `now_ms`.
     async fn get(&self, key: &[u8; 32], now_ms: i64) -> Option<CachedEnvelope>;
-    /// Stores an entry (replacing any).
-    async fn put(&self, key: [u8; 32], entry: CachedEnvelope);
+
+    /// Stores an entry (replacing any) until its `expires_at_ms`; `now_ms` is the writer's time on
+    /// souk's clock (an entry already expired at `now_ms` need not be kept). Also ends this node's
+    /// fill of `key`, if it began one.
+    async fn put(&self, key: [u8; 32], entry: CachedEnvelope, now_ms: i64);
+
+    /// Called once per miss by the call about to fill `key`: answers [`FillStart::Filled`] when the
+    /// entry is there now, else [`FillStart::Call`]. A shared cache may first wait, at most `lease`,
+    /// for another node already filling the key, and may hold `key` for this caller for at most
+    /// `lease` (the bound of the whole upstream call), so a dead caller's hold lapses by itself. It
+    /// must never wait longer than `lease`, and answers `Call` when it cannot tell.
+    ///
+    /// The default reads the entry again (an identical call may have filled it since the miss).
+    async fn begin_fill(&self, key: &[u8; 32], now_ms: i64, lease: Duration) -> FillStart {
+        let _ = lease;
+        match self.get(key, now_ms).await {
+            Some(hit) => FillStart::Filled(hit),
+            None => FillStart::Call,
+        }
+    }
+
+    /// The fill [`begin_fill`](Self::begin_fill) began ends without an entry (the call failed, or the
+    /// upstream answered `success: false`): others waiting for it may call at once. The default
+    /// does nothing.
+    async fn abandon_fill(&self, key: &[u8; 32]) {
+        let _ = key;
+    }
 }

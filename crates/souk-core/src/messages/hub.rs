@@ -5,8 +5,9 @@
 //! lags behind (the channel is bounded) or reconnects loses nothing: it reads the store from the last
 //! sequence number it sent. Typing states are the exception: they are not stored, and a client that
 //! is away when one starts does not see it (by design: a stale "typing..." is worse than none).
-//! With several nodes, a stream learns of messages written by another node only at its next
-//! store poll (`STREAM_POLL`, in the server); the store remains the truth.
+//! With several nodes, events cross them as cluster signals (`crate::signals`), so a stream hears of
+//! a message sent through another node at once; if a signal is lost, the stream still finds the
+//! message at its next store poll (`STREAM_POLL`, in the server): the store remains the truth.
 
 use std::sync::Arc;
 

@@ -27,12 +27,12 @@ use souk_types::Code;
 use crate::clients::ClientCaller;
 use crate::error::{Failure, Result};
 use crate::model::App;
+use crate::signals::Signal;
 use crate::souk::Souk;
 use crate::store::messages::{NewMessage, ReplyRules, SendOutcome, StoredMessage, TypingOutcome};
 use crate::store::StoreError;
 use crate::tokens::Caller;
 use crate::wxacode::rules::is_registered_page;
-use hub::HubEvent;
 
 /// A reply is allowed this long after the user's last message (`wechat-wire.md` §5.1: 48 h).
 pub const REPLY_WINDOW_MS: i64 = 48 * 3_600_000;
@@ -117,7 +117,7 @@ impl Souk {
             push: app.message_url.is_some(),
         };
         let stored = self.store.append_user_message(&message).await.map_err(|err| internal(&err))?;
-        self.announce(&stored);
+        self.announce(&stored).await;
         if stored.push_state == crate::store::messages::PushState::Pending {
             self.messages.pushes.notify_one();
         }
@@ -152,7 +152,7 @@ impl Souk {
         };
         match self.store.append_app_message(&message, rules).await.map_err(|err| internal(&err))? {
             SendOutcome::Sent(stored) => {
-                self.announce(&stored);
+                self.announce(&stored).await;
                 Ok(stored)
             }
             SendOutcome::NeverWrote => Err(Failure::new(Code::MessageOutOfTime, "the user has not written to the app")),
@@ -197,12 +197,13 @@ impl Souk {
                 ))
             }
         };
-        self.messages.publish(HubEvent::Typing {
+        self.signal(Signal::Typing {
             appid: app.appid.clone(),
             openid: request.touser.clone(),
             typing,
             until_ms,
-        });
+        })
+        .await;
         Ok(())
     }
 
@@ -237,11 +238,13 @@ impl Souk {
         }
     }
 
-    fn announce(&self, message: &StoredMessage) {
-        self.messages.publish(HubEvent::Message {
+    /// Wakes this node's and every other node's streams of the conversation.
+    async fn announce(&self, message: &StoredMessage) {
+        self.signal(Signal::Message {
             appid: message.appid.clone(),
             openid: message.openid.clone(),
             seq: message.seq,
-        });
+        })
+        .await;
     }
 }

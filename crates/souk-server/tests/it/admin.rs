@@ -6,13 +6,12 @@ use std::collections::BTreeSet;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 use souk_server::admin::ADMIN_ROUTES;
-use souk_store::conformance::with_sqlite;
 
 use crate::common::{TestServer, Upstream};
 
 #[tokio::test]
 async fn admin_token_is_required() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         for auth in [None, Some("Bearer wrong"), Some("test-admin-token-0123456789")] {
             let mut request = server.http.get(format!("{}/souk/v1/admin/apps", server.base));
@@ -25,13 +24,12 @@ async fn admin_token_is_required() {
             assert_eq!(body["errCode"], json!("AdminUnauthorized"));
             assert!(body["requestID"].as_str().is_some_and(|id| !id.is_empty()));
         }
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
 async fn apps_crud_and_validation() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let created = server
             .admin_ok(
@@ -97,13 +95,12 @@ async fn apps_crud_and_validation() {
         assert_eq!(answer["errCode"], json!("AdminNotFound"));
         let (status, _) = server.admin("POST", "/apps", None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "an empty body is not JSON");
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
 async fn lists_page_with_cursors() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let mut created = BTreeSet::new();
         for _ in 0..5 {
@@ -126,13 +123,12 @@ async fn lists_page_with_cursors() {
         assert_eq!(seen, created);
         let (status, answer) = server.admin("GET", "/apps?limit=0", None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
 async fn services_apis_and_packages() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let upstream = Upstream::start().await;
         let service = server
@@ -238,13 +234,12 @@ async fn services_apis_and_packages() {
             .await;
         assert_eq!(listed["items"][0]["package_id"], package["package_id"]);
         assert_eq!(listed["items"][0]["units_left"], json!(3));
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
 async fn call_log_filters() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let upstream = Upstream::start().await;
         let market = server.market(&format!("{}/echo", upstream.base), 2).await;
@@ -277,8 +272,7 @@ async fn call_log_filters() {
         let (status, _) = server.admin("GET", "/calls?since=yesterday", None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(server.calls("since=2000-01-01T00:00:00Z&limit=1000").await.len(), 4);
-    })
-    .await;
+    });
 }
 
 fn openapi_routes(document: &Value) -> BTreeSet<(String, String)> {
@@ -293,7 +287,7 @@ fn openapi_routes(document: &Value) -> BTreeSet<(String, String)> {
 
 #[tokio::test]
 async fn openapi_describes_every_admin_route() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let document: Value = server
             .http
@@ -326,6 +320,5 @@ async fn openapi_describes_every_admin_route() {
         for (_, item) in document["components"]["schemas"].as_object().unwrap() {
             assert!(item.is_object());
         }
-    })
-    .await;
+    });
 }

@@ -68,7 +68,7 @@ fn multipart(boundary: &str, file_type: &str, file: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn raw_upload_is_served_back_identically() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let token = app_token(&server).await;
         let (status, answer) = upload(&server, &token, "image/png", sample_bytes()).await;
@@ -105,13 +105,12 @@ async fn raw_upload_is_served_back_identically() {
             .expect("the upload is logged");
         assert_eq!(upload_call["errcode"], json!(0));
         assert_eq!(upload_call["bytes_in"], json!(sample_bytes().len()));
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
 async fn multipart_upload_keeps_the_file_part_and_its_type() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let token = app_token(&server).await;
         let boundary = "souk-test-boundary-42";
@@ -136,13 +135,12 @@ async fn multipart_upload_keeps_the_file_part_and_its_type() {
         let (_, headers, bytes) = fetch(&server, answer["url"].as_str().unwrap()).await;
         assert_eq!(header(&headers, "content-type"), "application/octet-stream");
         assert_eq!(bytes.as_ref(), b"plain");
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
 async fn uploads_are_refused_clearly() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start_with_cdn(store, |settings| settings.max_bytes = 1_000).await;
         let token = app_token(&server).await;
         let check = |(status, answer): (u16, Value), want_status: u16, want_code: &str, words: &str| {
@@ -212,16 +210,15 @@ async fn uploads_are_refused_clearly() {
             "not a content type",
         );
 
-        let blobs = server.blob_dir.path().join("cdn");
+        let blobs = server.blob_root().join("cdn");
         let n_blobs = walk_files(&blobs);
         assert_eq!(n_blobs, 1, "only the accepted upload left a blob");
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
 async fn expired_and_unknown_files_are_404_and_housekeeping_deletes_them() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let token = app_token(&server).await;
         let (_, answer) = upload(&server, &token, "text/plain", "short-lived").await;
@@ -241,13 +238,12 @@ async fn expired_and_unknown_files_are_404_and_housekeeping_deletes_them() {
             assert_eq!(response.status().as_u16(), 404, "{path}");
         }
 
-        assert_eq!(walk_files(&server.blob_dir.path().join("cdn")), 1);
+        assert_eq!(walk_files(&server.blob_root().join("cdn")), 1);
         server.souk.run_maintenance().await;
-        assert_eq!(walk_files(&server.blob_dir.path().join("cdn")), 0, "the blob is deleted");
+        assert_eq!(walk_files(&server.blob_root().join("cdn")), 0, "the blob is deleted");
         let file_id = url.rsplit('/').next().unwrap();
         assert_eq!(server.souk.store().get_cdn_file(file_id).await.unwrap(), None, "and its metadata");
-    })
-    .await;
+    });
 }
 
 /// Files under a folder, at any depth.
@@ -333,7 +329,7 @@ async fn cdn_round_trip_through_a_provider_postgres() {
 
 #[tokio::test]
 async fn bad_markers_are_invalid_parameters() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start_with_cdn(store, |settings| settings.max_bytes = 8).await;
         let (provider_url, seen) = start_fetching_provider().await;
         let market = server.market(&provider_url, 5).await;
@@ -360,7 +356,6 @@ async fn bad_markers_are_invalid_parameters() {
         }
         assert!(seen.lock().unwrap().is_empty(), "the provider was never called");
         assert_eq!(server.units_left(&market.package_id).await, 5, "nothing was charged");
-        assert_eq!(walk_files(&server.blob_dir.path().join("cdn")), 0, "nothing was uploaded");
-    })
-    .await;
+        assert_eq!(walk_files(&server.blob_root().join("cdn")), 0, "nothing was uploaded");
+    });
 }

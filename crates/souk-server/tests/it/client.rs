@@ -4,7 +4,7 @@
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
-use souk_store::conformance::{with_sqlite, Store};
+use souk_store::conformance::Store;
 
 use crate::common::{Market, TestServer, Upstream};
 
@@ -345,7 +345,7 @@ async fn rate_limits_answer_429_with_retry_after(store: Store) {
     assert_eq!(headers["ratelimit-remaining"], "0");
     let wechat = server.invoke(&market, "Echo", json!({}), None).await;
     assert_eq!(wechat["errcode"], json!(9301011), "the same (app, api) limit on the server API");
-    server.clock.advance_ms(2_000);
+    server.let_time_pass(2_000).await;
     assert_eq!(client_invoke(&server, &session, body.clone()).await.0, StatusCode::OK, "recovered");
     let (other, other_secret) = server.create_app().await;
     let other_token = server.token(&other, &other_secret).await;
@@ -372,7 +372,7 @@ async fn rate_limits_answer_429_with_retry_after(store: Store) {
 
 #[tokio::test]
 async fn authorize_records_consent() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let (appid, secret) = server.create_app().await;
         let token = server.token(&appid, &secret).await;
@@ -396,8 +396,7 @@ async fn authorize_records_consent() {
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
-    })
-    .await;
+    });
 }
 
 async fn client_async_task_and_result(store: Store) {
@@ -453,7 +452,7 @@ async fn client_async_task_and_result(store: Store) {
 
 #[tokio::test]
 async fn client_cdn_upload_round_trip() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let (appid, secret) = server.create_app().await;
         let token = server.token(&appid, &secret).await;
@@ -474,6 +473,5 @@ async fn client_cdn_upload_round_trip() {
         assert_eq!(fetched.bytes().await.unwrap().to_vec(), bytes);
         let request = server.http.post(format!("{}/souk/v1/client/cdn", server.base)).body("x");
         assert_eq!(send(request).await.0, StatusCode::UNAUTHORIZED);
-    })
-    .await;
+    });
 }

@@ -29,6 +29,91 @@ pub const SERVICE_SECRET: &str = "test-service-secret";
 /// The server secret key of test servers (`mix_nick` derives from it).
 pub const SECRET_KEY: &str = "test-secret-key-0123456789abcdef0123456789";
 
+tokio::task_local! {
+    /// Set while a case runs as a cluster node (see [`on_both_backends`]).
+    static CLUSTER_NODE: ();
+}
+
+/// Runs `case` on a cluster node: PostgreSQL, and Redis (`SOUK_TEST_REDIS_URL`) for rate limits, the
+/// response cache and signals, and blobs on an S3 server started for the case. Skipped like the
+/// PostgreSQL tests when `SOUK_TEST_REDIS_URL` is unset (and required under `CI`).
+pub async fn with_cluster_node<F, Fut>(case: F)
+where
+    F: FnOnce(Arc<dyn DurableStore>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    if test_redis_url().is_none() {
+        return;
+    }
+    souk_store::conformance::with_postgres(|store| CLUSTER_NODE.scope((), case(store))).await;
+}
+
+fn test_redis_url() -> Option<String> {
+    match std::env::var("SOUK_TEST_REDIS_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => panic!("CI is set but SOUK_TEST_REDIS_URL is not: the cluster-node tests need Redis"),
+        _ => {
+            eprintln!("skipped: SOUK_TEST_REDIS_URL is not set (cluster-node variant)");
+            None
+        }
+    }
+}
+
+/// What a cluster node adds to a test server: the S3 server (kept for the server's life).
+struct ClusterParts {
+    _s3: souk_s3_testserver::TestS3Server,
+    s3_dir: tempfile::TempDir,
+}
+
+/// The bucket and prefix of a cluster node's blobs.
+const E2E_BUCKET: &str = "souk-e2e";
+const E2E_PREFIX: &str = "blobs";
+
+/// What a cluster node shares through Redis, and its S3 blobs.
+struct ClusterRoles {
+    connection: souk_redis::RedisConnection,
+    blobs: Arc<dyn souk_core::blob::BlobStore>,
+    parts: Arc<ClusterParts>,
+}
+
+/// The Redis roles and S3 blobs of a cluster node, when the case runs as one.
+async fn cluster_roles() -> Option<ClusterRoles> {
+    CLUSTER_NODE.try_with(|()| ()).ok()?;
+    let url = test_redis_url().expect("checked by with_cluster_node");
+    let settings = souk_redis::RedisSettings {
+        timeout: Duration::from_secs(2),
+        key_prefix: format!("souk-e2e:{:016x}:", rand::random::<u64>()),
+        ..souk_redis::RedisSettings::default()
+    };
+    let connection = souk_redis::RedisConnection::connect(&url, settings)
+        .await
+        .expect("a valid Redis URL");
+    let s3_dir = tempfile::tempdir().unwrap();
+    let s3 = souk_s3_testserver::TestS3Server::start(souk_s3_testserver::TestS3Options::loopback(
+        s3_dir.path(),
+        "souk-e2e",
+        "souk-e2e-secret",
+        "souk-e2e",
+    ))
+    .await
+    .expect("the S3 test server starts");
+    let options = souk_blob::BlobOptions {
+        s3: souk_blob::S3Options {
+            endpoint: Some(s3.endpoint()),
+            access_key_id: Some("souk-e2e".to_owned()),
+            secret_access_key: Some("souk-e2e-secret".to_owned()),
+            allow_http: true,
+            ..souk_blob::S3Options::default()
+        },
+    };
+    let blobs = souk_blob::open_with(&format!("s3://{E2E_BUCKET}/{E2E_PREFIX}"), &options).expect("S3 blobs");
+    Some(ClusterRoles {
+        connection,
+        blobs,
+        parts: Arc::new(ClusterParts { _s3: s3, s3_dir }),
+    })
+}
+
 /// A souk listening on a loopback port.
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`.
@@ -41,6 +126,8 @@ pub struct TestServer {
     pub http: reqwest::Client,
     /// The blob folder of CDN files (a fresh temporary one), kept for the server's life.
     pub blob_dir: Arc<tempfile::TempDir>,
+    /// On a cluster node: its S3 server.
+    _cluster: Option<Arc<ClusterParts>>,
 }
 
 impl TestServer {
@@ -83,20 +170,35 @@ impl TestServer {
         adjust(&mut cdn_settings);
         let mut code_settings = CodeSettings::new(base.clone());
         adjust_codes(&mut code_settings);
-        let blobs = souk_blob::open(&format!("file://{}", blob_dir.path().display())).unwrap();
-        let souk = Arc::new(
-            Souk::new(
-                store,
-                clock.clone(),
-                Arc::new(HttpTransport::new().unwrap()),
+        let cluster = cluster_roles().await;
+        let (blobs, rate_limiter): (_, Arc<dyn souk_core::ratelimit::RateLimiter>) = match &cluster {
+            Some(roles) => (
+                roles.blobs.clone(),
+                Arc::new(souk_redis::RedisRateLimiter::new(roles.connection.clone())),
+            ),
+            None => (
+                souk_blob::open(&format!("file://{}", blob_dir.path().display())).unwrap(),
                 Arc::new(LocalRateLimiter::new()),
-                call_log,
-            )
-            .with_cdn(cdn_settings, blobs)
-            .with_cloud_transport(Arc::new(GuardedTransport::new(allow_private).unwrap()))
-            .with_secret_key(SECRET_KEY)
-            .with_codes(code_settings),
-        );
+            ),
+        };
+        let mut souk = Souk::new(
+            store,
+            clock.clone(),
+            Arc::new(HttpTransport::new().unwrap()),
+            rate_limiter,
+            call_log,
+        )
+        .with_cdn(cdn_settings, blobs)
+        .with_cloud_transport(Arc::new(GuardedTransport::new(allow_private).unwrap()))
+        .with_secret_key(SECRET_KEY)
+        .with_codes(code_settings);
+        if let Some(roles) = &cluster {
+            souk = souk
+                .with_response_cache(Arc::new(souk_redis::RedisResponseCache::new(roles.connection.clone())))
+                .with_signals(Arc::new(souk_redis::RedisSignals::new(roles.connection.clone())));
+        }
+        let souk = Arc::new(souk);
+        souk.start_signal_listener();
         let settings = ServerSettings {
             admin_token: ADMIN_TOKEN.to_owned(),
             max_body_bytes: 64 * 1024,
@@ -109,6 +211,7 @@ impl TestServer {
             souk,
             http: reqwest::Client::new(),
             blob_dir,
+            _cluster: cluster.map(|roles| roles.parts),
         }
     }
 
@@ -119,6 +222,24 @@ impl TestServer {
             poll_interval: Duration::from_millis(20),
             ..souk_core::jobs::JobWorkerSettings::default()
         })
+    }
+
+    /// The folder blobs end up in: the blob folder, or on a cluster node the S3 server's folder of
+    /// the bucket and prefix (s3s-fs keeps an object as a file at its key).
+    pub fn blob_root(&self) -> std::path::PathBuf {
+        match &self._cluster {
+            Some(parts) => parts.s3_dir.path().join(E2E_BUCKET).join(E2E_PREFIX),
+            None => self.blob_dir.path().to_owned(),
+        }
+    }
+
+    /// Lets `ms` pass for rate limits: souk's clock is advanced, and on a cluster node, whose rate
+    /// limits run on Redis's own clock, the test also waits that long.
+    pub async fn let_time_pass(&self, ms: i64) {
+        self.clock.advance_ms(ms);
+        if self._cluster.is_some() {
+            tokio::time::sleep(Duration::from_millis(u64::try_from(ms).unwrap_or(0))).await;
+        }
     }
 
     /// Now, on souk's clock.
@@ -373,7 +494,17 @@ pub async fn closed_port_url() -> String {
     format!("http://{address}/echo")
 }
 
-/// `case => sqlite_test, postgres_test;`: one case on both backends.
+/// Runs one case (a closure taking the store) on SQLite, then on a cluster node (PostgreSQL, Redis
+/// and S3: [`with_cluster_node`]).
+macro_rules! on_sqlite_and_cluster_node {
+    ($case:expr) => {{
+        souk_store::conformance::with_sqlite($case).await;
+        $crate::common::with_cluster_node($case).await;
+    }};
+}
+
+/// `case => sqlite_test, postgres_test;`: one case on both backends, and on a cluster node
+/// (PostgreSQL, Redis and S3: [`with_cluster_node`]) as `<postgres_test>_cluster_node`.
 macro_rules! on_both_backends {
     ($($case:ident => $sqlite:ident, $postgres:ident;)*) => {
         $(
@@ -387,5 +518,15 @@ macro_rules! on_both_backends {
                 souk_store::conformance::with_postgres($case).await;
             }
         )*
+
+        /// The same cases on a cluster node.
+        mod cluster_node {
+            $(
+                #[tokio::test]
+                async fn $postgres() {
+                    $crate::common::with_cluster_node(super::$case).await;
+                }
+            )*
+        }
     };
 }

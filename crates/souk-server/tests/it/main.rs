@@ -14,6 +14,7 @@ mod jobs;
 mod market;
 mod media;
 mod messages;
+mod outage;
 mod paid_unionid;
 mod scan;
 mod superres;

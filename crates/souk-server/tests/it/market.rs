@@ -25,7 +25,7 @@ async fn add_api(server: &TestServer, service_id: &str, name: &str, body: Value)
 
 #[tokio::test]
 async fn sync_invoke_signs_charges_and_logs() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let upstream = Upstream::start().await;
         let market = server.market(&format!("{}/echo", upstream.base), 3).await;
@@ -83,27 +83,25 @@ async fn sync_invoke_signs_charges_and_logs() {
         assert_eq!(call["service_id"].as_str(), Some(market.service_id.as_str()));
         assert!(call["bytes_in"].as_i64().unwrap() > 0 && call["bytes_out"].as_i64().unwrap() > 0);
         assert!(call["latency_us"].as_i64().unwrap() > 0);
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
 async fn data_may_be_a_json_string() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let upstream = Upstream::start().await;
         let market = server.market(&format!("{}/echo", upstream.base), 1).await;
         let answer = server.invoke(&market, "Echo", json!("{\"a\":[1,2]}"), None).await;
         assert_eq!(errcode(&answer), 0, "{answer}");
         assert_eq!(upstream.last().body, br#"{"a":[1,2]}"#.to_vec(), "the body is data serialized once");
-    })
-    .await;
+    });
 }
 
 /// One row per failure: the upstream path (or a closed port), the errcode, and a word of the message.
 #[tokio::test]
 async fn provider_failures_release_the_unit() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let upstream = Upstream::start().await;
         let market = server.market(&format!("{}/echo", upstream.base), 5).await;
@@ -138,13 +136,12 @@ async fn provider_failures_release_the_unit() {
             .unwrap()
             .iter()
             .all(|entry| entry["state"] == json!("released")));
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
 async fn provider_timeout_is_cut_at_the_deadline() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let upstream = Upstream::start().await;
         let market = server.market(&format!("{}/echo", upstream.base), 1).await;
@@ -161,13 +158,12 @@ async fn provider_timeout_is_cut_at_the_deadline() {
         assert_eq!(errcode(&answer), 9301012, "{answer}");
         assert!((300..1500).contains(&elapsed), "cut off near 300 ms, took {elapsed} ms");
         assert_eq!(server.units_left(&market.package_id).await, 1);
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
 async fn refusals_before_any_charge() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let upstream = Upstream::start().await;
         let market = server.market(&format!("{}/echo", upstream.base), 5).await;
@@ -223,13 +219,12 @@ async fn refusals_before_any_charge() {
         let too_big = "x".repeat(70 * 1024);
         assert_eq!(errcode(&server.wechat_post(&url, too_big).await), 47001);
         assert_eq!(errcode(&server.wechat_get(&url).await), 43002);
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
 async fn charge_failures_no_package_exhausted_expired() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let upstream = Upstream::start().await;
         let market = server.market(&format!("{}/echo", upstream.base), 1).await;
@@ -255,13 +250,12 @@ async fn charge_failures_no_package_exhausted_expired() {
         assert_eq!(errcode(&expired), 9301010);
         assert!(expired["errmsg"].as_str().unwrap().contains("expired"), "{expired}");
         assert_eq!(upstream.count(), 2);
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
 async fn rate_limit_and_disabled_service() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let upstream = Upstream::start().await;
         let market = server.market(&format!("{}/echo", upstream.base), 10).await;
@@ -271,7 +265,7 @@ async fn rate_limit_and_disabled_service() {
         assert_eq!(errcode(&server.invoke(&market, "Limited", json!({}), None).await), 0);
         assert_eq!(errcode(&server.invoke(&market, "Limited", json!({}), None).await), 0);
         assert_eq!(errcode(&server.invoke(&market, "Limited", json!({}), None).await), 9301011);
-        server.clock.advance_ms(1_000);
+        server.let_time_pass(1_000).await;
         assert_eq!(errcode(&server.invoke(&market, "Limited", json!({}), None).await), 0);
         assert_eq!(server.units_left(&market.package_id).await, 7, "a limited call costs nothing");
 
@@ -284,13 +278,12 @@ async fn rate_limit_and_disabled_service() {
             )
             .await;
         assert_eq!(errcode(&server.invoke(&market, "Echo", json!({}), None).await), 9301001);
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
 async fn client_msg_id_replays_the_first_answer() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let upstream = Upstream::start().await;
         let market = server.market(&format!("{}/echo", upstream.base), 5).await;
@@ -315,13 +308,12 @@ async fn client_msg_id_replays_the_first_answer() {
         assert_eq!(calls.len(), 2);
         let replays = calls.iter().filter(|call| call["cache_hit"] == json!(true)).count();
         assert_eq!(replays, 1, "the replay is marked in the call log");
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
 async fn simultaneous_duplicates_are_charged_once() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let upstream = Upstream::start().await;
         let market = server.market(&format!("{}/delay", upstream.base), 5).await;
@@ -332,8 +324,7 @@ async fn simultaneous_duplicates_are_charged_once() {
         );
         assert_eq!(upstream.count(), 1, "the provider was called once");
         assert_eq!(server.units_left(&market.package_id).await, 4);
-    })
-    .await;
+    });
 }
 
 /// 200 concurrent calls against 50 units: exactly 50 succeed, and the ledger agrees with the package.
@@ -383,15 +374,14 @@ async fn concurrent_charging_is_exact_postgres() {
 
 #[tokio::test]
 async fn unknown_paths_answer_40066() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let response = server.http.get(format!("{}/cgi-bin/nope", server.base)).send().await.unwrap();
         assert_eq!(response.status().as_u16(), 404);
         assert!(response.headers().contains_key("x-request-id"));
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["errcode"], json!(40066));
-    })
-    .await;
+    });
 }
 
 /// A storage failure in the middle of a call is 9301003 with a request id, never SQL text, and the

@@ -7,7 +7,6 @@ use std::io::Cursor;
 use image::{DynamicImage, ImageBuffer, ImageFormat, Rgb};
 use serde_json::{json, Value};
 use souk_core::media::{MAX_IMAGE_BYTES, MEDIA_TTL_MS};
-use souk_store::conformance::with_sqlite;
 
 use crate::common::TestServer;
 
@@ -81,7 +80,7 @@ fn errcode_of(body: &[u8]) -> i64 {
 
 #[tokio::test]
 async fn upload_and_get_round_trip_with_wechat_headers() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let (_, _, token) = app_token(&server).await;
         for (format, mime, ext) in [
@@ -118,13 +117,12 @@ async fn upload_and_get_round_trip_with_wechat_headers() {
         assert!(calls
             .iter()
             .any(|call| call["route"] == json!("get") && call["errcode"] == json!(0)));
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
 async fn upload_errcodes() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let (_, _, token) = app_token(&server).await;
         let png = image_bytes(ImageFormat::Png);
@@ -184,18 +182,13 @@ async fn upload_errcodes() {
             .unwrap();
         assert_eq!(errcode_of(&response.bytes().await.unwrap()), 41001);
 
-        assert_eq!(
-            walk_files(&server.blob_dir.path().join("media")),
-            0,
-            "no refused upload left a blob"
-        );
-    })
-    .await;
+        assert_eq!(walk_files(&server.blob_root().join("media")), 0, "no refused upload left a blob");
+    });
 }
 
 #[tokio::test]
 async fn media_belong_to_their_app_and_expire_after_three_days() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let (appid, secret, token) = app_token(&server).await;
         let (_, _, other_token) = app_token(&server).await;
@@ -223,12 +216,11 @@ async fn media_belong_to_their_app_and_expire_after_three_days() {
         let (_, _, body) = get(&server, &token, &media_id).await;
         assert_eq!(errcode_of(&body), 40007, "expired");
 
-        assert_eq!(walk_files(&server.blob_dir.path().join("media")), 1);
+        assert_eq!(walk_files(&server.blob_root().join("media")), 1);
         server.souk.run_maintenance().await;
-        assert_eq!(walk_files(&server.blob_dir.path().join("media")), 0, "the blob is deleted");
+        assert_eq!(walk_files(&server.blob_root().join("media")), 0, "the blob is deleted");
         assert_eq!(server.souk.store().get_media(&media_id).await.unwrap(), None, "and its metadata");
-    })
-    .await;
+    });
 }
 
 /// Files under a folder, at any depth.

@@ -1,7 +1,6 @@
 //! Access tokens through HTTP: every errcode, the overlap, expiry, and the stable token's rules.
 
 use serde_json::{json, Value};
-use souk_store::conformance::with_sqlite;
 
 use crate::common::TestServer;
 
@@ -17,7 +16,7 @@ async fn probe(server: &TestServer, token: &str) -> i64 {
 
 #[tokio::test]
 async fn get_token_errcodes() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let (appid, secret) = server.create_app().await;
         let cases = [
@@ -48,13 +47,12 @@ async fn get_token_errcodes() {
         assert!(answer.get("errcode").is_none());
         let wrong_method = server.wechat_post("/cgi-bin/token", "").await;
         assert_eq!(errcode(&wrong_method), 43001);
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
 async fn missing_and_garbage_tokens() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let body = json!({"service": "s", "api": "a"}).to_string();
         assert_eq!(errcode(&server.wechat_post("/wxa/servicemarket", body.clone()).await), 41001);
@@ -64,13 +62,12 @@ async fn missing_and_garbage_tokens() {
         );
         assert_eq!(probe(&server, "garbage").await, 40014);
         assert_eq!(probe(&server, &"A".repeat(64)).await, 40014, "well-formed but never issued");
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
 async fn superseded_token_overlaps_five_minutes_then_dies() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let (appid, secret) = server.create_app().await;
         let first = server.token(&appid, &secret).await;
@@ -88,13 +85,12 @@ async fn superseded_token_overlaps_five_minutes_then_dies() {
             "past the overlap the old token is not the latest"
         );
         assert_eq!(probe(&server, &second).await, 9301001);
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
 async fn tokens_expire_after_7200_seconds() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let (appid, secret) = server.create_app().await;
         let token = server.token(&appid, &secret).await;
@@ -102,13 +98,12 @@ async fn tokens_expire_after_7200_seconds() {
         assert_eq!(probe(&server, &token).await, 9301001);
         server.clock.advance_ms(1_000);
         assert_eq!(probe(&server, &token).await, 42001);
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
 async fn disabled_app_loses_its_tokens() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let (appid, secret) = server.create_app().await;
         let token = server.token(&appid, &secret).await;
@@ -127,8 +122,7 @@ async fn disabled_app_loses_its_tokens() {
             ))
             .await;
         assert_eq!(errcode(&answer), 40013);
-    })
-    .await;
+    });
 }
 
 async fn stable(server: &TestServer, appid: &str, secret: &str, force_refresh: bool) -> Value {
@@ -138,7 +132,7 @@ async fn stable(server: &TestServer, appid: &str, secret: &str, force_refresh: b
 
 #[tokio::test]
 async fn stable_token_normal_mode_and_rotation() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let (appid, secret) = server.create_app().await;
         let first = stable(&server, &appid, &secret, false).await;
@@ -166,13 +160,12 @@ async fn stable_token_normal_mode_and_rotation() {
         server.clock.advance_ms(250_000);
         assert_ne!(probe(&server, &token).await, 9301001, "and dies at its own expiry");
         assert_eq!(probe(&server, &new_token).await, 9301001);
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
 async fn stable_token_force_refresh_rules() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         // Noon in UTC+8, so the 21 refreshes below stay within one day.
         server.clock.set_ms(1_767_240_000_000);
@@ -207,13 +200,12 @@ async fn stable_token_force_refresh_rules() {
             stable(&server, &appid, &secret, true).await["access_token"].is_string(),
             "a new day resets the count"
         );
-    })
-    .await;
+    });
 }
 
 #[tokio::test]
 async fn stable_token_bad_requests() {
-    with_sqlite(|store| async move {
+    on_sqlite_and_cluster_node!(|store| async move {
         let server = TestServer::start(store).await;
         let (appid, secret) = server.create_app().await;
         assert_eq!(errcode(&server.wechat_get("/cgi-bin/stable_token").await), 43002);
@@ -241,6 +233,5 @@ async fn stable_token_bad_requests() {
                 "{body}"
             );
         }
-    })
-    .await;
+    });
 }

@@ -12,15 +12,32 @@
 //! and settlements and runs each batch as one statement (`souk_reserve_batch`,
 //! `souk_settle_batch`, migration 0009), so a busy package row is locked and committed once per
 //! batch. What a batch cannot reserve falls back to the transaction above.
+//!
+//! Nothing here waits forever: a batch gets its connection within the pool's acquire timeout and
+//! its statement ends at the server's `statement_timeout` (on this side, one [`super::CLIENT_GRACE`]
+//! later, for a server that answers nothing), then the task goes on with the next batch; a caller
+//! waits for its answer at most two batches' worth ([`Batches::reply_wait`]).
+//!
+//! **Exactness when an outcome is unknown.** A caller that got no answer (its wait ended, or the
+//! connection failed while the statement may still commit) returns an error and never settles, and
+//! nothing else ever settles a reservation with a commit: the call's provider is not called. Such a
+//! reservation, if it was made, stays `reserved` until the reaper releases it
+//! ([`souk_core::maintenance::STALE_RESERVATION_MS`] after its `reserved_at_ms`), and every
+//! settlement and the reaper change a charge only `WHERE state = 'reserved'`, so whichever comes
+//! first wins, once. A reservation still queued when its caller gave up is dropped unrun. A
+//! settlement is run even when its caller stopped waiting (committing a successful call or
+//! releasing a failed one is right whenever it lands); one that fails leaves the units reserved for
+//! the reaper to release: a unit may go uncharged, never charged twice or without a successful call.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use souk_core::model::{ChargeState, IdempotencyRecord, ReserveOutcome, ReserveRequest, Settlement};
 use souk_core::store::StoreError;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{from_sqlx, xact_lock, PgStore};
+use super::{from_sqlx, watched, xact_lock, PgStore};
 use crate::rows::IdempotencyRow;
 use crate::shared::ledger::{INSERT_IDEMPOTENCY, SELECT_IDEMPOTENCY};
 
@@ -61,24 +78,43 @@ pub(super) struct Queued<Op, Answer> {
 pub(super) struct Batches {
     reservations: mpsc::UnboundedSender<Queued<ReserveRequest, Batched>>,
     settlements: mpsc::UnboundedSender<Queued<Settlement, Result<bool, StoreError>>>,
+    /// How long a caller waits for its batch's answer: the batch running when it queued, then its
+    /// own, each at most the acquire timeout plus the statement bound.
+    reply_wait: Duration,
 }
 
 impl Batches {
-    /// Starts the batch tasks on `pool`.
-    pub(super) fn start(pool: &PgPool) -> Self {
+    /// Starts the batch tasks on `pool`; a batch's statement is given up after `statement_bound`.
+    pub(super) fn start(pool: &PgPool, acquire_timeout: Duration, statement_bound: Duration) -> Self {
         let (reservations, queue) = mpsc::unbounded_channel();
-        tokio::spawn(run_batches(queue, pool.clone(), reserve_batch));
+        tokio::spawn(run_batches(queue, pool.clone(), statement_bound, reserve_batch));
         let (settlements, queue) = mpsc::unbounded_channel();
-        tokio::spawn(run_batches(queue, pool.clone(), settle_batch));
-        Batches { reservations, settlements }
+        tokio::spawn(run_batches(queue, pool.clone(), statement_bound, settle_batch));
+        Batches {
+            reservations,
+            settlements,
+            reply_wait: 2 * (acquire_timeout + statement_bound),
+        }
     }
 }
 
-/// Sends `op` to its batch and waits for the answer; `None` when the batch task is gone.
-async fn through_batch<Op, Answer>(queue: &mpsc::UnboundedSender<Queued<Op, Answer>>, op: Op) -> Option<Answer> {
+/// Sends `op` to its batch and waits for the answer, at most `wait`.
+async fn through_batch<Op, Answer>(
+    queue: &mpsc::UnboundedSender<Queued<Op, Answer>>,
+    op: Op,
+    wait: Duration,
+    kind: &str,
+) -> Result<Answer, StoreError> {
     let (reply, answer) = oneshot::channel();
-    queue.send(Queued { op, reply }).ok()?;
-    answer.await.ok()
+    let gone = || StoreError::Internal(format!("a {kind} batch ended without an answer"));
+    queue.send(Queued { op, reply }).map_err(|_| gone())?;
+    match tokio::time::timeout(wait, answer).await {
+        Ok(answer) => answer.map_err(|_| gone()),
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "postgres: no {kind} batch answer within {} ms",
+            wait.as_millis()
+        ))),
+    }
 }
 
 /// The node's batches of one kind of ledger write: whatever queued while one batch ran is the next
@@ -89,10 +125,15 @@ async fn through_batch<Op, Answer>(queue: &mpsc::UnboundedSender<Queued<Op, Answ
 /// batch instead of once per call.
 ///
 /// The task owns each batch until its answers are sent, so a caller that goes away cannot cut it
-/// short; its reservation, if made, is released by the reaper like any unsettled one.
-async fn run_batches<Op, Answer, Run, Ran>(mut queue: mpsc::UnboundedReceiver<Queued<Op, Answer>>, pool: PgPool, run: Run)
-where
-    Run: Fn(PgPool, Vec<Queued<Op, Answer>>) -> Ran,
+/// short; its reservation, if made, is released by the reaper like any unsettled one. Each batch
+/// ends within the acquire timeout plus `statement_bound`, failed or not, and the task goes on.
+async fn run_batches<Op, Answer, Run, Ran>(
+    mut queue: mpsc::UnboundedReceiver<Queued<Op, Answer>>,
+    pool: PgPool,
+    statement_bound: Duration,
+    run: Run,
+) where
+    Run: Fn(PgPool, Duration, Vec<Queued<Op, Answer>>) -> Ran,
     Ran: std::future::Future<Output = ()>,
 {
     while let Some(first) = queue.recv().await {
@@ -103,7 +144,7 @@ where
                 Err(_) => break,
             }
         }
-        run(pool.clone(), batch).await;
+        run(pool.clone(), statement_bound, batch).await;
     }
 }
 
@@ -120,10 +161,10 @@ enum Batched {
 /// of a refusal.
 async fn reserve_batched(store: &PgStore, request: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
     if request.units >= 0 {
-        match through_batch(&store.batches.reservations, request.clone()).await {
-            Some(Batched::Done(outcome)) => return outcome,
-            Some(Batched::Fallback) => {}
-            None => return Err(StoreError::Internal("a reservation batch ended without an answer".into())),
+        let wait = store.batches.reply_wait;
+        match through_batch(&store.batches.reservations, request.clone(), wait, "reservation").await? {
+            Batched::Done(outcome) => return outcome,
+            Batched::Fallback => {}
         }
     }
     reserve_own_tx(store, request).await
@@ -136,11 +177,20 @@ type ReserveRow = (i32, String, Option<String>, Option<String>, Option<String>);
 /// Runs a batch of reservations with `souk_reserve_batch`. They are taken in (payer, service)
 /// order, so two nodes' batches lock packages in the same order; if PostgreSQL still reports a
 /// conflict (deadlock, serialization), nothing of the batch was kept and each reservation falls
-/// back to its own transaction.
-async fn reserve_batch(pool: PgPool, mut batch: Vec<Queued<ReserveRequest, Batched>>) {
+/// back to its own transaction. Reservations whose callers stopped waiting are dropped unrun.
+async fn reserve_batch(pool: PgPool, statement_bound: Duration, mut batch: Vec<Queued<ReserveRequest, Batched>>) {
+    let mut conn = match pool.acquire().await {
+        Ok(conn) => conn,
+        Err(err) => return reply_all_failed(batch, &from_sqlx(err), |failure| Batched::Done(Err(failure))),
+    };
+    // Unrun, so nothing to undo (the wait for a connection may have outlasted more callers' patience).
+    batch.retain(|queued| !queued.reply.is_closed());
+    if batch.is_empty() {
+        return;
+    }
     batch.sort_by(|a, b| (&a.op.payer_appid, &a.op.service_id).cmp(&(&b.op.payer_appid, &b.op.service_id)));
     let text = |field: fn(&ReserveRequest) -> &str| -> Vec<&str> { batch.iter().map(|q| field(&q.op)).collect() };
-    let rows: Result<Vec<ReserveRow>, sqlx::Error> = sqlx::query_as(
+    let statement = sqlx::query_as(
         "SELECT entry, outcome, package_id, first_request_id, first_answer \
          FROM souk_reserve_batch($1, $2, $3, $4, $5, $6, $7, $8)",
     )
@@ -152,14 +202,21 @@ async fn reserve_batch(pool: PgPool, mut batch: Vec<Queued<ReserveRequest, Batch
     .bind(batch.iter().map(|q| q.op.units).collect::<Vec<i64>>())
     .bind(batch.iter().map(|q| q.op.now_ms).collect::<Vec<i64>>())
     .bind(batch.iter().map(|q| q.op.client_msg_id.as_deref()).collect::<Vec<Option<&str>>>())
-    .fetch_all(&pool)
-    .await;
+    .fetch_all(&mut *conn);
+    let outcome = tokio::time::timeout(statement_bound, statement).await;
+    let rows: Result<Vec<ReserveRow>, sqlx::Error> = watched(conn, outcome, statement_bound);
     let answers: Vec<Batched> = match checked_rows(rows, batch.len(), "reservation") {
         Ok(rows) => rows.into_iter().map(reserve_answer).collect(),
         // A conflict rolled the whole statement back: each one on its own, then.
         Err(None) => batch.iter().map(|_| Batched::Fallback).collect(),
         Err(Some(failure)) => batch.iter().map(|_| Batched::Done(Err(failure.clone()))).collect(),
     };
+    reply_all(batch, answers);
+}
+
+/// Answers every queued write with `failure` (as `answer` makes it).
+fn reply_all_failed<Op, Answer>(batch: Vec<Queued<Op, Answer>>, failure: &StoreError, answer: impl Fn(StoreError) -> Answer) {
+    let answers = batch.iter().map(|_| answer(failure.clone())).collect();
     reply_all(batch, answers);
 }
 
@@ -200,15 +257,17 @@ fn reserve_answer((_, outcome, package_id, first_request_id, first_answer): Rese
 
 /// Settles through the node's batch (see [`run_batches`], [`settle_batch`]).
 async fn settle_batched(store: &PgStore, settlement: &Settlement) -> Result<bool, StoreError> {
-    match through_batch(&store.batches.settlements, settlement.clone()).await {
-        Some(settled) => settled,
-        None => Err(StoreError::Internal("a settlement batch ended without an answer".into())),
-    }
+    let wait = store.batches.reply_wait;
+    through_batch(&store.batches.settlements, settlement.clone(), wait, "settlement").await?
 }
 
 /// Runs a batch of settlements with `souk_settle_batch`; on a conflict, each one on its own with
 /// [`settle_one_statement`].
-async fn settle_batch(pool: PgPool, batch: Vec<Queued<Settlement, Result<bool, StoreError>>>) {
+async fn settle_batch(pool: PgPool, statement_bound: Duration, batch: Vec<Queued<Settlement, Result<bool, StoreError>>>) {
+    let mut conn = match pool.acquire().await {
+        Ok(conn) => conn,
+        Err(err) => return reply_all_failed(batch, &from_sqlx(err), Err),
+    };
     let kept: Vec<Option<(&str, &str, &str)>> = batch
         .iter()
         .map(|q| {
@@ -217,16 +276,16 @@ async fn settle_batch(pool: PgPool, batch: Vec<Queued<Settlement, Result<bool, S
                 .map(|(caller, msg_id, answer)| (caller.as_str(), msg_id.as_str(), answer.as_str()))
         })
         .collect();
-    let rows: Result<Vec<(i32, bool)>, sqlx::Error> =
-        sqlx::query_as("SELECT entry, settled FROM souk_settle_batch($1, $2, $3, $4, $5, $6)")
-            .bind(batch.iter().map(|q| q.op.request_id.as_str()).collect::<Vec<&str>>())
-            .bind(batch.iter().map(|q| charge_state(q.op.commit)).collect::<Vec<&str>>())
-            .bind(batch.iter().map(|q| q.op.now_ms).collect::<Vec<i64>>())
-            .bind(kept.iter().map(|k| k.map(|k| k.0)).collect::<Vec<Option<&str>>>())
-            .bind(kept.iter().map(|k| k.map(|k| k.1)).collect::<Vec<Option<&str>>>())
-            .bind(kept.iter().map(|k| k.map(|k| k.2)).collect::<Vec<Option<&str>>>())
-            .fetch_all(&pool)
-            .await;
+    let statement = sqlx::query_as("SELECT entry, settled FROM souk_settle_batch($1, $2, $3, $4, $5, $6)")
+        .bind(batch.iter().map(|q| q.op.request_id.as_str()).collect::<Vec<&str>>())
+        .bind(batch.iter().map(|q| charge_state(q.op.commit)).collect::<Vec<&str>>())
+        .bind(batch.iter().map(|q| q.op.now_ms).collect::<Vec<i64>>())
+        .bind(kept.iter().map(|k| k.map(|k| k.0)).collect::<Vec<Option<&str>>>())
+        .bind(kept.iter().map(|k| k.map(|k| k.1)).collect::<Vec<Option<&str>>>())
+        .bind(kept.iter().map(|k| k.map(|k| k.2)).collect::<Vec<Option<&str>>>())
+        .fetch_all(&mut *conn);
+    let outcome = tokio::time::timeout(statement_bound, statement).await;
+    let rows: Result<Vec<(i32, bool)>, sqlx::Error> = watched(conn, outcome, statement_bound);
     let answers: Vec<Result<bool, StoreError>> = match checked_rows(rows, batch.len(), "settlement") {
         Ok(rows) => rows.into_iter().map(|(_, settled)| Ok(settled)).collect(),
         // A conflict rolled the whole statement back: each one on its own, then.
