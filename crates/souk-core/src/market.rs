@@ -25,6 +25,9 @@ use crate::souk::{CachedApi, Souk};
 const MAX_SCHEMA_ERRORS: usize = 3;
 /// How long past the API's timeout a duplicate waits for the first call's answer.
 const DUPLICATE_GRACE_MS: u64 = 2_000;
+/// How long a failed settlement is tried again in the background (far below the reaper's
+/// `STALE_RESERVATION_MS`).
+const SETTLE_RETRY_FOR: Duration = Duration::from_secs(60);
 
 /// The answer of an invoke, whatever API shape renders it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -348,10 +351,36 @@ impl Souk {
             now_ms: self.now_ms(),
             answer: kept,
         };
-        // A failed settlement leaves the units reserved; the reaper releases them later, so a unit is
-        // never spent without a successful call.
+        // A failed settlement leaves the units reserved. It is tried again in the background for
+        // `SETTLE_RETRY_FOR` (a settlement changes a charge only while it is reserved, so a retry
+        // can never apply twice), well before the reaper releases what is still reserved after
+        // `STALE_RESERVATION_MS`: a unit is never spent without a successful call, and a successful
+        // call's unit is lost only if the store stays unreachable all that time.
         if let Err(err) = self.store.settle(&settlement).await {
-            tracing::error!(request_id = %answer.request_id, error = %err, "settling a charge failed; the reaper will release it");
+            tracing::warn!(request_id = %answer.request_id, error = %err, "settling a charge failed; trying again in the background");
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                let started = tokio::time::Instant::now();
+                let mut pause = Duration::from_millis(100);
+                loop {
+                    tokio::time::sleep(pause).await;
+                    match store.settle(&settlement).await {
+                        Ok(_) => {
+                            tracing::info!(request_id = %settlement.request_id, "settled on a later try");
+                            return;
+                        }
+                        Err(err) if started.elapsed() >= SETTLE_RETRY_FOR => {
+                            tracing::error!(
+                                request_id = %settlement.request_id,
+                                error = %err,
+                                "settling a charge failed for good; the reaper will release it"
+                            );
+                            return;
+                        }
+                        Err(_) => pause = (pause * 2).min(Duration::from_secs(5)),
+                    }
+                }
+            });
         }
     }
 

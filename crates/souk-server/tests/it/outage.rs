@@ -371,3 +371,52 @@ async fn a_reservation_whose_answer_is_lost_is_released_never_charged() {
     })
     .await;
 }
+
+/// A settlement that fails after a successful provider call (PostgreSQL refuses connections just
+/// then) is tried again in the background: once PostgreSQL is back the unit is committed, not left
+/// for the reaper to release (a successful call would otherwise go uncharged).
+#[tokio::test]
+async fn a_settlement_that_fails_is_tried_again_until_it_commits() {
+    souk_store::conformance::with_postgres_url(|url| async move {
+        let proxy = Proxy::start(host_port(&url)).await;
+        let store = souk_store::open_with_settings(&via(&url, proxy.addr), Migrations::Apply, SETTINGS)
+            .await
+            .unwrap();
+        let server = Arc::new(TestServer::start(store).await);
+        let upstream = Upstream::start().await;
+        // The provider answers after 300 ms: time to cut PostgreSQL off between reservation and settlement.
+        let market = server.market(&format!("{}/delay", upstream.base), 10).await;
+        let mut direct = PgConnection::connect(&url).await.unwrap();
+
+        let call = tokio::spawn({
+            let (server, market) = (server.clone(), market.clone());
+            async move { server.invoke(&market, "Echo", json!({}), None).await }
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while upstream.count() == 0 {
+            assert!(Instant::now() < deadline, "the provider was never called");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        proxy.set(Mode::Refuse);
+        let answer = call.await.unwrap();
+        assert_eq!(answer["errcode"], json!(0), "the provider succeeded: {answer}");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(
+            count_in(&charges(&mut direct, &market.package_id).await, "committed").0,
+            0,
+            "the settlement could not have reached PostgreSQL yet"
+        );
+
+        proxy.set(Mode::Forward);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let ledger = charges(&mut direct, &market.package_id).await;
+            if count_in(&ledger, "committed") == (1, 1) && count_in(&ledger, "reserved").0 == 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the settlement was not tried again: {ledger:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
