@@ -222,6 +222,7 @@ pub async fn start_souk(
         .env("RUST_LOG", "warn")
         .env_remove("SOUK_CONFIG")
         .env_remove("SOUK_BLOB_URL")
+        .env_remove("SOUK_BLOBS_URL")
         .stdin(Stdio::null())
         .stdout(log_file)
         .stderr(log_copy)
