@@ -280,14 +280,14 @@ impl Souk {
             (app.rate_limit.as_ref(), app_key.as_str(), RefusedBy::App),
             (api_limit, api_key, RefusedBy::Api),
         ];
-        for (limit, key, refused_by) in limits {
-            let Some(limit) = limit else { continue };
-            let decision = self.rate_limiter.check(key, limit, now_ms).await;
-            if !decision.allowed {
-                return Err((refused_by, decision.retry_after_ms));
-            }
+        let (checks, refused_by): (Vec<(&str, &RateLimit)>, Vec<RefusedBy>) = limits
+            .into_iter()
+            .filter_map(|(limit, key, refused_by)| Some(((key, limit?), refused_by)))
+            .unzip();
+        match self.rate_limiter.check_in_order(&checks, now_ms).await {
+            None => Ok(()),
+            Some((index, decision)) => Err((refused_by[index], decision.retry_after_ms)),
         }
-        Ok(())
     }
 
     /// A refusal before any charge. A retry of a call that already has an answer still gets that

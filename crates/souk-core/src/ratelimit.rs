@@ -21,6 +21,20 @@ pub struct RateDecision {
 pub trait RateLimiter: Send + Sync + 'static {
     /// Counts one call against `key` if it fits `limit` at `now_ms`, in one step.
     async fn check(&self, key: &str, limit: &RateLimit, now_ms: i64) -> RateDecision;
+
+    /// Counts one call against each of `checks` in order, stopping at the first that refuses (the
+    /// ones before it stay counted, exactly as separate [`RateLimiter::check`]s would leave them);
+    /// answers that one's index and decision, or `None` if the call fits them all. A shared backend
+    /// does it in one round trip.
+    async fn check_in_order(&self, checks: &[(&str, &RateLimit)], now_ms: i64) -> Option<(usize, RateDecision)> {
+        for (index, (key, limit)) in checks.iter().enumerate() {
+            let decision = self.check(key, limit, now_ms).await;
+            if !decision.allowed {
+                return Some((index, decision));
+            }
+        }
+        None
+    }
 }
 
 /// GCRA in one process: one "theoretical arrival time" per key.

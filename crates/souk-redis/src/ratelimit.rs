@@ -101,45 +101,89 @@ impl RedisRateLimiter {
     }
 }
 
+/// What a limit needs from Redis: its interval and tolerance in ms, or the answer `gcra`'s arithmetic
+/// gives without a round trip.
+fn gcra_step(limit: &RateLimit) -> Result<(f64, f64), RateDecision> {
+    if limit.per_second <= 0.0 {
+        return Err(RateDecision {
+            allowed: false,
+            retry_after_ms: MAX_RETRY_AFTER_MS,
+        });
+    }
+    let interval_ms = 1000.0 / limit.per_second;
+    let tolerance_ms = interval_ms * f64::from(limit.burst.max(1) - 1);
+    if !(interval_ms.is_finite() && tolerance_ms.is_finite()) {
+        // A NaN rate, or one so small its interval overflows: `gcra`'s arithmetic lets every call
+        // through then, and so does this (config and the admin API refuse such limits anyway).
+        return Err(RateDecision {
+            allowed: true,
+            retry_after_ms: 0,
+        });
+    }
+    Ok((interval_ms, tolerance_ms))
+}
+
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
     /// `now_ms` is ignored: Redis's clock decides, so that every node measures time alike.
-    async fn check(&self, key: &str, limit: &RateLimit, _now_ms: i64) -> RateDecision {
-        // The same arithmetic as `gcra`, whose early answers need no round trip.
-        if limit.per_second <= 0.0 {
-            return RateDecision {
-                allowed: false,
-                retry_after_ms: MAX_RETRY_AFTER_MS,
-            };
-        }
-        let interval_ms = 1000.0 / limit.per_second;
-        let tolerance_ms = interval_ms * f64::from(limit.burst.max(1) - 1);
-        if !(interval_ms.is_finite() && tolerance_ms.is_finite()) {
-            // A NaN rate, or one so small its interval overflows: `gcra`'s arithmetic lets every call
-            // through then, and so does this (config and the admin API refuse such limits anyway).
-            return RateDecision {
+    async fn check(&self, key: &str, limit: &RateLimit, now_ms: i64) -> RateDecision {
+        match self.check_in_order(&[(key, limit)], now_ms).await {
+            None => RateDecision {
                 allowed: true,
                 retry_after_ms: 0,
-            };
+            },
+            Some((_, refusal)) => refusal,
+        }
+    }
+
+    /// One script run for every key (one round trip), on Redis's clock.
+    async fn check_in_order(&self, checks: &[(&str, &RateLimit)], _now_ms: i64) -> Option<(usize, RateDecision)> {
+        // The keys Redis must count, with their place in `checks`, up to the first limit refused
+        // without asking (limits that let everything through are skipped).
+        let mut asked = Vec::with_capacity(checks.len());
+        let mut refused_here = None;
+        for (index, (key, limit)) in checks.iter().enumerate() {
+            match gcra_step(limit) {
+                Ok(step) => asked.push((index, *key, step)),
+                Err(decision) if decision.allowed => {}
+                Err(decision) => {
+                    refused_here = Some((index, decision));
+                    break;
+                }
+            }
+        }
+        if asked.is_empty() {
+            return refused_here;
         }
         let mut invocation = self.script.prepare_invoke();
-        invocation
-            .key(format!("{}{key}", self.prefix))
-            // f64's Display is the shortest text that parses back to the same number (Lua uses strtod).
-            .arg(interval_ms.to_string())
-            .arg(tolerance_ms.to_string())
-            .arg(MAX_RETRY_AFTER_MS)
-            .arg(MAX_KEY_TTL_MS);
+        invocation.arg(MAX_RETRY_AFTER_MS).arg(MAX_KEY_TTL_MS);
+        for (_, key, (interval_ms, tolerance_ms)) in &asked {
+            invocation
+                .key(format!("{}{key}", self.prefix))
+                // f64's Display is the shortest text that parses back to the same number (Lua uses strtod).
+                .arg(interval_ms.to_string())
+                .arg(tolerance_ms.to_string());
+        }
         let answer = self
             .connection
             .run(|mut connection| async move { invocation.invoke_async::<(i64, i64)>(&mut connection).await })
             .await;
         match answer {
-            Ok((allowed, retry_after_ms)) => RateDecision {
-                allowed: allowed == 1,
-                retry_after_ms: u64::try_from(retry_after_ms).unwrap_or(0).min(MAX_RETRY_AFTER_MS),
-            },
-            Err(_) => self.by_policy(),
+            Ok((0, _)) => refused_here,
+            Ok((refused, retry_after_ms)) => {
+                let (index, _, _) = usize::try_from(refused - 1).ok().and_then(|at| asked.get(at))?;
+                Some((
+                    *index,
+                    RateDecision {
+                        allowed: false,
+                        retry_after_ms: u64::try_from(retry_after_ms).unwrap_or(0).min(MAX_RETRY_AFTER_MS),
+                    },
+                ))
+            }
+            Err(_) => {
+                let decision = self.by_policy();
+                (!decision.allowed).then_some((asked[0].0, decision))
+            }
         }
     }
 }

@@ -282,3 +282,37 @@ async fn a_connection_gone_silent_is_replaced() {
     wait_until_allowed(&limiter, &limit).await;
     assert!(!limiter.is_breaker_open());
 }
+
+/// Several limits in one round trip answer exactly as separate checks in order do (the in-process
+/// limiter's default): counted until the first refusal, which is named by its index.
+#[tokio::test]
+async fn several_limits_in_one_step_count_as_separate_checks_would() {
+    let Some(url) = redis_server_url() else { return };
+    let redis = limiter(&url, settings(RedisDownPolicy::FailClosed)).await;
+    let local = souk_core::ratelimit::LocalRateLimiter::new();
+    let (app, api, never) = (limit(1.0, 3), limit(1.0, 1), limit(0.0, 1));
+    let sequence: [&[(&str, &RateLimit)]; 6] = [
+        &[("app", &app), ("api", &api)],
+        &[("app", &app), ("api", &api)],
+        &[("app", &app)],
+        &[("app", &app)],
+        &[("other", &app), ("closed", &never), ("after", &app)],
+        &[("after", &app), ("after", &app), ("after", &app), ("after", &app)],
+    ];
+    let now_ms = redis_now_ms(&url).await as i64;
+    let mut answers = Vec::new();
+    for checks in sequence {
+        let from_redis = redis.check_in_order(checks, now_ms).await;
+        let from_local = local.check_in_order(checks, now_ms).await;
+        assert_eq!(
+            from_redis.map(|(index, decision)| (index, decision.allowed)),
+            from_local.map(|(index, decision)| (index, decision.allowed)),
+            "{checks:?}"
+        );
+        answers.push(from_redis.map(|(index, _)| index));
+    }
+    // The API's burst of 1 refuses the second call, after the app counted it; so the app's burst of
+    // 3 is spent by the third call; a limit that refuses everything stops the list (its keys after
+    // it are not counted, so "after" still has its whole burst of 3).
+    assert_eq!(answers, [None, Some(1), None, Some(0), Some(1), Some(3)]);
+}
