@@ -178,15 +178,16 @@ fn count_in(charges: &[(String, i64, i64)], state: &str) -> (i64, i64) {
         .map_or((0, 0), |(_, n, units)| (*n, *units))
 }
 
-/// Starts souk on a fresh PostgreSQL database behind a proxy; answers the pieces.
-async fn behind_proxy(url: &str) -> (Proxy, TestServer, Upstream, Market, PgConnection) {
+/// Starts souk on a fresh PostgreSQL database behind a proxy, with a market whose API calls the
+/// upstream's `path`; answers the pieces.
+async fn behind_proxy(url: &str, path: &str) -> (Proxy, TestServer, Upstream, Market, PgConnection) {
     let proxy = Proxy::start(host_port(url)).await;
     let store = souk_store::open_with_settings(&via(url, proxy.addr), Migrations::Apply, SETTINGS)
         .await
         .unwrap();
     let server = TestServer::start(store).await;
     let upstream = Upstream::start().await;
-    let market = server.market(&format!("{}/echo", upstream.base), 100).await;
+    let market = server.market(&format!("{}{path}", upstream.base), 100).await;
     let direct = PgConnection::connect(url).await.unwrap();
     (proxy, server, upstream, market, direct)
 }
@@ -197,7 +198,7 @@ async fn behind_proxy(url: &str) -> (Proxy, TestServer, Upstream, Market, PgConn
 #[tokio::test]
 async fn postgres_outage_is_bounded_and_charges_stay_exact() {
     souk_store::conformance::with_postgres_url(|url| async move {
-        let (proxy, server, upstream, market, mut direct) = behind_proxy(&url).await;
+        let (proxy, server, upstream, market, mut direct) = behind_proxy(&url, "/echo").await;
         let mut succeeded = 0;
         for _ in 0..3 {
             let (answer, _) = bounded_invoke(&server, &market).await;
@@ -277,7 +278,7 @@ async fn readyz_answers_within_its_bound_with_default_settings() {
 #[tokio::test]
 async fn a_reservation_stuck_on_a_lock_ends_at_the_statement_timeout() {
     souk_store::conformance::with_postgres_url(|url| async move {
-        let (_proxy, server, upstream, market, mut direct) = behind_proxy(&url).await;
+        let (_proxy, server, upstream, market, mut direct) = behind_proxy(&url, "/echo").await;
         let mut locker = PgConnection::connect(&url).await.unwrap();
         locker.execute("BEGIN").await.unwrap();
         sqlx::query("SELECT 1 FROM packages WHERE package_id = $1 FOR UPDATE")
@@ -308,7 +309,7 @@ async fn a_reservation_stuck_on_a_lock_ends_at_the_statement_timeout() {
 #[tokio::test]
 async fn a_reservation_whose_answer_is_lost_is_released_never_charged() {
     souk_store::conformance::with_postgres_url(|url| async move {
-        let (proxy, server, upstream, market, mut direct) = behind_proxy(&url).await;
+        let (proxy, server, upstream, market, mut direct) = behind_proxy(&url, "/echo").await;
         let (answer, _) = bounded_invoke(&server, &market).await;
         assert_eq!(answer["errcode"], json!(0), "{answer}");
 
@@ -378,15 +379,9 @@ async fn a_reservation_whose_answer_is_lost_is_released_never_charged() {
 #[tokio::test]
 async fn a_settlement_that_fails_is_tried_again_until_it_commits() {
     souk_store::conformance::with_postgres_url(|url| async move {
-        let proxy = Proxy::start(host_port(&url)).await;
-        let store = souk_store::open_with_settings(&via(&url, proxy.addr), Migrations::Apply, SETTINGS)
-            .await
-            .unwrap();
-        let server = Arc::new(TestServer::start(store).await);
-        let upstream = Upstream::start().await;
         // The provider answers after 300 ms: time to cut PostgreSQL off between reservation and settlement.
-        let market = server.market(&format!("{}/delay", upstream.base), 10).await;
-        let mut direct = PgConnection::connect(&url).await.unwrap();
+        let (proxy, server, upstream, market, mut direct) = behind_proxy(&url, "/delay").await;
+        let server = Arc::new(server);
 
         let call = tokio::spawn({
             let (server, market) = (server.clone(), market.clone());
