@@ -64,26 +64,10 @@ pub enum Signal {
         /// The cloud app.
         cloud_app_id: String,
     },
-    /// A customer-service message was stored.
-    Message {
-        /// The app.
-        appid: String,
-        /// The user.
-        openid: String,
-        /// Its sequence number.
-        seq: i64,
-    },
-    /// The app started or stopped typing to a user.
-    Typing {
-        /// The app.
-        appid: String,
-        /// The user.
-        openid: String,
-        /// `true`: typing until `until_ms`.
-        typing: bool,
-        /// End of the typing state.
-        until_ms: Option<i64>,
-    },
+    /// A customer-service message was stored, or the app started or stopped typing: the
+    /// conversation's event, in its own shape (`"kind": "message"` or `"typing"`).
+    #[serde(untagged)]
+    Conversation(HubEvent),
 }
 
 impl Signal {
@@ -163,22 +147,7 @@ impl Souk {
             }
             Signal::Sessions { appid } => self.sessions.remove_where(|session| session.appid == *appid),
             Signal::CloudApp { cloud_app_id } => self.cloud.cloud_apps.remove(cloud_app_id),
-            Signal::Message { appid, openid, seq } => self.messages.publish(HubEvent::Message {
-                appid: appid.clone(),
-                openid: openid.clone(),
-                seq: *seq,
-            }),
-            Signal::Typing {
-                appid,
-                openid,
-                typing,
-                until_ms,
-            } => self.messages.publish(HubEvent::Typing {
-                appid: appid.clone(),
-                openid: openid.clone(),
-                typing: *typing,
-                until_ms: *until_ms,
-            }),
+            Signal::Conversation(event) => self.messages.publish(event.clone()),
         }
     }
 

@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use super::Signal;
+use crate::messages::hub::HubEvent;
 use crate::model::TokenKind;
 
 #[test]
@@ -26,13 +27,21 @@ fn signals_have_a_stable_json_shape() {
             json!({"kind": "cloud_app", "cloud_app_id": "c"}),
         ),
         (
-            Signal::Typing {
+            Signal::Conversation(HubEvent::Typing {
                 appid: "wx1".into(),
                 openid: "o".into(),
                 typing: true,
                 until_ms: Some(5),
-            },
+            }),
             json!({"kind": "typing", "appid": "wx1", "openid": "o", "typing": true, "until_ms": 5}),
+        ),
+        (
+            Signal::Conversation(HubEvent::Message {
+                appid: "wx1".into(),
+                openid: "o".into(),
+                seq: 7,
+            }),
+            json!({"kind": "message", "appid": "wx1", "openid": "o", "seq": 7}),
         ),
     ];
     for (signal, shape) in cases {

@@ -16,8 +16,10 @@ use tokio::sync::{broadcast, watch, Notify};
 /// Events kept for slow streams before they lag (and catch up from the store).
 const CAPACITY: usize = 1024;
 
-/// What happened in a conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What happened in a conversation. It crosses nodes as it is (`crate::signals::Signal::Conversation`),
+/// so its JSON shape is part of the cluster's signal wire shape.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum HubEvent {
     /// A message numbered `seq` was stored.
     Message {

@@ -33,6 +33,7 @@ use crate::store::messages::{NewMessage, ReplyRules, SendOutcome, StoredMessage,
 use crate::store::StoreError;
 use crate::tokens::Caller;
 use crate::wxacode::rules::is_registered_page;
+use hub::HubEvent;
 
 /// A reply is allowed this long after the user's last message (`wechat-wire.md` §5.1: 48 h).
 pub const REPLY_WINDOW_MS: i64 = 48 * 3_600_000;
@@ -197,12 +198,12 @@ impl Souk {
                 ))
             }
         };
-        self.signal(Signal::Typing {
+        self.signal(Signal::Conversation(HubEvent::Typing {
             appid: app.appid.clone(),
             openid: request.touser.clone(),
             typing,
             until_ms,
-        })
+        }))
         .await;
         Ok(())
     }
@@ -240,11 +241,11 @@ impl Souk {
 
     /// Wakes this node's and every other node's streams of the conversation.
     async fn announce(&self, message: &StoredMessage) {
-        self.signal(Signal::Message {
+        self.signal(Signal::Conversation(HubEvent::Message {
             appid: message.appid.clone(),
             openid: message.openid.clone(),
             seq: message.seq,
-        })
+        }))
         .await;
     }
 }
