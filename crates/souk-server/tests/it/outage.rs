@@ -178,6 +178,18 @@ fn count_in(charges: &[(String, i64, i64)], state: &str) -> (i64, i64) {
         .map_or((0, 0), |(_, n, units)| (*n, *units))
 }
 
+/// Lets the reaper release what is still reserved, then checks that nothing is left reserved and that
+/// the package's units left are its 100 minus the committed ones; answers the ledger.
+async fn reap_and_check_units(server: &TestServer, direct: &mut PgConnection, market: &Market) -> Vec<(String, i64, i64)> {
+    server.clock.advance_ms(souk_core::maintenance::STALE_RESERVATION_MS + 1);
+    server.souk.run_maintenance().await;
+    let ledger = charges(direct, &market.package_id).await;
+    assert_eq!(count_in(&ledger, "reserved"), (0, 0), "{ledger:?}");
+    let committed_units = count_in(&ledger, "committed").1;
+    assert_eq!(server.units_left(&market.package_id).await, 100 - committed_units);
+    ledger
+}
+
 /// Starts souk on a fresh PostgreSQL database behind a proxy, with a market whose API calls the
 /// upstream's `path`; answers the pieces.
 async fn behind_proxy(url: &str, path: &str) -> (Proxy, TestServer, Upstream, Market, PgConnection) {
@@ -240,13 +252,8 @@ async fn postgres_outage_is_bounded_and_charges_stay_exact() {
         succeeded += after;
         assert_eq!(upstream.count(), succeeded, "the provider saw exactly the successful calls");
 
-        server.clock.advance_ms(souk_core::maintenance::STALE_RESERVATION_MS + 1);
-        server.souk.run_maintenance().await;
-        let ledger = charges(&mut direct, &market.package_id).await;
+        let ledger = reap_and_check_units(&server, &mut direct, &market).await;
         assert_eq!(count_in(&ledger, "committed").0, succeeded as i64, "{ledger:?}");
-        assert_eq!(count_in(&ledger, "reserved"), (0, 0), "{ledger:?}");
-        let committed_units = count_in(&ledger, "committed").1;
-        assert_eq!(server.units_left(&market.package_id).await, 100 - committed_units);
     })
     .await;
 }
@@ -357,18 +364,13 @@ async fn a_reservation_whose_answer_is_lost_is_released_never_charged() {
 
         proxy.set(Mode::Forward);
         until_ready_is(&server, 200, Duration::from_secs(10)).await;
-        server.clock.advance_ms(souk_core::maintenance::STALE_RESERVATION_MS + 1);
-        server.souk.run_maintenance().await;
-        let ledger = charges(&mut direct, &market.package_id).await;
+        let ledger = reap_and_check_units(&server, &mut direct, &market).await;
         assert_eq!(
             count_in(&ledger, "committed").0,
             1,
             "only the successful call is charged: {ledger:?}"
         );
-        assert_eq!(count_in(&ledger, "reserved"), (0, 0), "{ledger:?}");
         assert_eq!(count_in(&ledger, "released").0, 1, "{ledger:?}");
-        let committed_units = count_in(&ledger, "committed").1;
-        assert_eq!(server.units_left(&market.package_id).await, 100 - committed_units);
     })
     .await;
 }
