@@ -96,6 +96,7 @@ url_cases! {
     reopen_keeps_data => sqlite_reopen_keeps_data, postgres_reopen_keeps_data;
     concurrent_open => sqlite_concurrent_open, postgres_concurrent_open;
     require_migrations => sqlite_require_migrations, postgres_require_migrations;
+    reserve_exactly_once_across_nodes => sqlite_reserve_exactly_once_across_nodes, postgres_reserve_exactly_once_across_nodes;
 }
 
 #[test]

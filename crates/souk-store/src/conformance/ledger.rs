@@ -505,3 +505,45 @@ pub async fn settle_exactly_once_under_races(store: Store) {
     let spent: i64 = ledger.iter().filter(|e| e.state == ChargeState::Committed).map(|e| e.units).sum();
     assert_eq!(spent, 2 * committed, "the ledger agrees with the units left");
 }
+
+/// Three nodes on one database (three stores opened on its URL), each batching its own concurrent
+/// reservations: 240 calls, every fourth with a `client_msg_id` of its own, on a 60-unit package
+/// give exactly 60 reservations, whichever node took them, and the ledger agrees with the package.
+pub async fn reserve_exactly_once_across_nodes(url: String) {
+    let first = crate::open(&url).await.unwrap();
+    first.insert_package(&package("pkg", APP_A, SVC, 60, None, 1)).await.unwrap();
+    let mut nodes = vec![first];
+    for _ in 1..3 {
+        nodes.push(crate::open(&url).await.unwrap());
+    }
+    let tasks: Vec<_> = (0..240)
+        .map(|i| {
+            let node = nodes[i % nodes.len()].clone();
+            tokio::spawn(async move {
+                let request = reservation(&format!("n{i:03}"), APP_A, SVC, 1, 1_000);
+                let request = if i % 4 == 0 {
+                    with_msg_id(request, &format!("key-{i}"))
+                } else {
+                    request
+                };
+                node.reserve(&request).await.unwrap()
+            })
+        })
+        .collect();
+    let (mut reserved, mut exhausted) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            ReserveOutcome::Reserved { package_id } => {
+                assert_eq!(package_id, "pkg");
+                reserved += 1;
+            }
+            ReserveOutcome::Exhausted => exhausted += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((reserved, exhausted), (60, 180));
+    assert_eq!(units_left(&nodes[1], "pkg").await, 0);
+    let entries = nodes[2].ledger("pkg").await.unwrap();
+    assert_eq!(entries.len(), 60);
+    assert!(entries.iter().all(|e| e.state == ChargeState::Reserved && e.units == 1));
+}

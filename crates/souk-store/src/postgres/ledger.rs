@@ -10,7 +10,7 @@
 //!
 //! On the hot path those same steps run in batches: each node queues its concurrent reservations
 //! and settlements and runs each batch as one statement (`souk_reserve_batch`,
-//! `souk_settle_batch`, migration 0009), so a busy package row is locked and committed once per
+//! `souk_settle_batch`, migration 0009, set-based since 0010), so a busy package row is locked and committed once per
 //! batch. What a batch cannot reserve falls back to the transaction above.
 //!
 //! Nothing here waits forever: a batch gets its connection within the pool's acquire timeout and
@@ -118,7 +118,7 @@ async fn through_batch<Op, Answer>(
 }
 
 /// The node's batches of one kind of ledger write: whatever queued while one batch ran is the next
-/// batch, run by `run` as one call of a function of migration 0009 in one autocommitted statement.
+/// batch, run by `run` as one call of a function of migration 0010 in one autocommitted statement.
 /// A package row shared by many concurrent calls is then locked and committed once per batch, not
 /// once per call with the row held across each call's round trips and commit (which made
 /// concurrent calls on one package queue on PostgreSQL's row lock); and the node commits once per
@@ -176,8 +176,9 @@ type ReserveRow = (i32, String, Option<String>, Option<String>, Option<String>);
 
 /// Runs a batch of reservations with `souk_reserve_batch`. They are taken in (payer, service)
 /// order, so two nodes' batches lock packages in the same order; if PostgreSQL still reports a
-/// conflict (deadlock, serialization), nothing of the batch was kept and each reservation falls
-/// back to its own transaction. Reservations whose callers stopped waiting are dropped unrun.
+/// conflict (deadlock, serialization: the function raises one when another node's batch took a
+/// package's units between its read and its conditional update), nothing of the batch was kept
+/// and each reservation falls back to its own transaction. Reservations whose callers stopped waiting are dropped unrun.
 async fn reserve_batch(pool: PgPool, statement_bound: Duration, mut batch: Vec<Queued<ReserveRequest, Batched>>) {
     let mut conn = match pool.acquire().await {
         Ok(conn) => conn,

@@ -42,6 +42,9 @@ mod tokens;
 const BACKEND: &str = "postgres";
 /// Connections per node: enough for a burst of concurrent reservations queueing on one package.
 const MAX_CONNECTIONS: u32 = 20;
+/// A pooled connection idle at least this long is pinged before it is handed out; one used more
+/// recently was pinged when it came back to the pool.
+const RECHECK_IDLE: Duration = Duration::from_secs(1);
 /// How long this side waits for a statement beyond the server's `statement_timeout`: the server
 /// cancels first and answers 57014 on a healthy connection; only a server or network that answers
 /// nothing reaches this bound, and that connection is then closed.
@@ -85,6 +88,18 @@ impl PgStore {
         }
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            // The pool pings every connection it gets back; pinging it again on the way out
+            // (sqlx's default) is one more round trip per store call on the hot path, worth it
+            // only for a connection that has sat idle since.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= RECHECK_IDLE {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(bounded_sessions(options, &settings))
             .await
