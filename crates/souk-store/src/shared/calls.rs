@@ -3,10 +3,11 @@
 /// Expands [`CallLog`](souk_core::store::CallLog) for a backend store (common parameters: see
 /// [`crate::shared`]).
 ///
-/// Knob: `insert_chunk`, the rows per `INSERT` statement, sized to the backend's limit on bind
-/// parameters (15 per row).
+/// Knobs: `insert_chunk`, the rows per `INSERT` statement, and `insert`, the function that inserts
+/// one chunk in the transaction (`values_insert`, defined here: one `VALUES` row of 15 bind
+/// parameters per call, so the chunk is sized to the backend's limit on bind parameters).
 macro_rules! impl_call_log {
-    (store: $store:ident, db: $db:ident, read: $read:ident, begin: $begin:ident, insert_chunk: $chunk:expr $(,)?) => {
+    (store: $store:ident, db: $db:ident, read: $read:ident, begin: $begin:ident, insert_chunk: $chunk:expr, insert: $insert:path $(,)?) => {
         mod shared {
             use super::*;
 
@@ -16,6 +17,32 @@ macro_rules! impl_call_log {
             use sqlx::{$db, QueryBuilder};
             use $crate::rows::{self, CallRow, CALL_COLUMNS};
 
+            /// Inserts `chunk` as one `INSERT ... VALUES` with a row of bind parameters per call.
+            #[allow(dead_code, reason = "a backend may insert its own way")]
+            async fn values_insert(tx: &mut sqlx::Transaction<'static, $db>, chunk: &[CallRecord]) -> Result<(), StoreError> {
+                let mut query: QueryBuilder<'_, $db> = QueryBuilder::new(format!("INSERT INTO calls ({CALL_COLUMNS}) "));
+                query.push_values(chunk, |mut row, call| {
+                    row.push_bind(&call.request_id)
+                        .push_bind(call.at_ms)
+                        .push_bind(&call.route)
+                        .push_bind(&call.appid)
+                        .push_bind(&call.openid)
+                        .push_bind(&call.service_id)
+                        .push_bind(&call.api)
+                        .push_bind(call.errcode)
+                        .push_bind(&call.message)
+                        .push_bind(call.latency_us)
+                        .push_bind(&call.package_id)
+                        .push_bind(call.bytes_in)
+                        .push_bind(call.bytes_out)
+                        .push_bind(call.cache_hit)
+                        .push_bind(&call.plugin_appid);
+                });
+                query.push(" ON CONFLICT (request_id) DO NOTHING");
+                query.build().execute(&mut **tx).await.map_err(from_sqlx)?;
+                Ok(())
+            }
+
             #[async_trait]
             impl CallLog for $store {
                 async fn append_calls(&self, calls: &[CallRecord]) -> Result<(), StoreError> {
@@ -24,26 +51,7 @@ macro_rules! impl_call_log {
                     }
                     let mut tx = self.$begin().await?;
                     for chunk in calls.chunks($chunk) {
-                        let mut query: QueryBuilder<'_, $db> = QueryBuilder::new(format!("INSERT INTO calls ({CALL_COLUMNS}) "));
-                        query.push_values(chunk, |mut row, call| {
-                            row.push_bind(&call.request_id)
-                                .push_bind(call.at_ms)
-                                .push_bind(&call.route)
-                                .push_bind(&call.appid)
-                                .push_bind(&call.openid)
-                                .push_bind(&call.service_id)
-                                .push_bind(&call.api)
-                                .push_bind(call.errcode)
-                                .push_bind(&call.message)
-                                .push_bind(call.latency_us)
-                                .push_bind(&call.package_id)
-                                .push_bind(call.bytes_in)
-                                .push_bind(call.bytes_out)
-                                .push_bind(call.cache_hit)
-                                .push_bind(&call.plugin_appid);
-                        });
-                        query.push(" ON CONFLICT (request_id) DO NOTHING");
-                        query.build().execute(&mut *tx).await.map_err(from_sqlx)?;
+                        $insert(&mut tx, chunk).await?;
                     }
                     tx.commit().await.map_err(from_sqlx)
                 }

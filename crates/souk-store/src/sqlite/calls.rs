@@ -10,4 +10,5 @@ crate::shared::calls::impl_call_log! {
     begin: begin_write,
     // 15 bind parameters each: 7,500 per statement, well under SQLite's 32,766.
     insert_chunk: 500,
+    insert: values_insert,
 }
