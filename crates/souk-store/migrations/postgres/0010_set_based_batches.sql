@@ -51,7 +51,7 @@ DECLARE
     cand_left BIGINT[];
     cand_taken BIGINT[];
     cand_expiry BIGINT[];
-    to_insert INT;
+    to_insert INT := 0;
     inserted INT;
 BEGIN
     -- Idempotency keys: claimed in one statement; an entry whose key was taken answers
@@ -133,6 +133,7 @@ BEGIN
                         outcomes[k] := 'fallback';
                     ELSE
                         outcomes[k] := 'reserved';
+                        to_insert := to_insert + 1;
                     END IF;
                 END IF;
             END LOOP;
@@ -151,7 +152,6 @@ BEGIN
     END LOOP;
 
     -- The batch's charges in one statement.
-    SELECT count(*) INTO to_insert FROM unnest(taken) AS t(package_id) WHERE t.package_id IS NOT NULL;
     IF to_insert > 0 THEN
         INSERT INTO charges (request_id, package_id, payer_appid, caller_appid, service_id, api, units, state, created_at_ms, settled_at_ms)
         SELECT e.request_id, e.package_id, e.payer, e.caller, e.service, e.api, e.amount, 'reserved', e.now, NULL

@@ -10,8 +10,8 @@
 //!
 //! On the hot path those same steps run in batches: each node queues its concurrent reservations
 //! and settlements and runs each batch as one statement (`souk_reserve_batch`,
-//! `souk_settle_batch`, migration 0009, set-based since 0010), so a busy package row is locked and committed once per
-//! batch. What a batch cannot reserve falls back to the transaction above.
+//! `souk_settle_batch`, migration 0009, set-based since 0010), so a busy package row is locked and
+//! committed once per batch. What a batch cannot reserve falls back to the transaction above.
 //!
 //! Nothing here waits forever: a batch gets its connection within the pool's acquire timeout and
 //! its statement ends at the server's `statement_timeout` (on this side, one [`super::CLIENT_GRACE`]
@@ -178,7 +178,8 @@ type ReserveRow = (i32, String, Option<String>, Option<String>, Option<String>);
 /// order, so two nodes' batches lock packages in the same order; if PostgreSQL still reports a
 /// conflict (deadlock, serialization: the function raises one when another node's batch took a
 /// package's units between its read and its conditional update), nothing of the batch was kept
-/// and each reservation falls back to its own transaction. Reservations whose callers stopped waiting are dropped unrun.
+/// and each reservation falls back to its own transaction. Reservations whose callers stopped
+/// waiting are dropped unrun.
 async fn reserve_batch(pool: PgPool, statement_bound: Duration, mut batch: Vec<Queued<ReserveRequest, Batched>>) {
     let mut conn = match pool.acquire().await {
         Ok(conn) => conn,
