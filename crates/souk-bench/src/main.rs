@@ -68,6 +68,10 @@ struct Args {
     /// "cluster node vs embedded".
     #[arg(long, value_name = "URL", requires = "database_url")]
     redis_url: Option<String>,
+    /// Which of souk's backends to measure (comma-separated): `sqlite`, and with `--database-url`
+    /// `postgres`, and with `--redis-url` too `cluster`. Default: every one the URLs allow.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    backends: Vec<Backend>,
     /// Run the main souk scenario this many seconds more and report souk's RSS at its start,
     /// middle and end.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
@@ -84,6 +88,17 @@ struct Args {
     /// Also write the numbers as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+}
+
+/// One of the stores souk's scenarios run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    /// The embedded default.
+    Sqlite,
+    /// `--database-url`.
+    Postgres,
+    /// `--database-url` and `--redis-url`: a cluster node.
+    Cluster,
 }
 
 /// An outside tool the bench uses when it is there.
@@ -261,6 +276,49 @@ async fn empty_database(url: &str) -> Result<(), String> {
     connection.close().await.map_err(|err| err.to_string())
 }
 
+/// What to quote of a run's failures: its first bad answer, else requests it left unanswered.
+fn first_failure_of(result: &RunResult) -> Option<String> {
+    if !result.first_bad.is_empty() {
+        return Some(result.first_bad.clone());
+    }
+    (result.unanswered > 0).then(|| {
+        format!(
+            "{} request(s) still unanswered {} s after the run (the drain did not finish)",
+            result.unanswered,
+            wrk::GRACE_SECS
+        )
+    })
+}
+
+/// A backend to run: its name in the table, its database URL and its Redis URL.
+type BackendRun<'a> = (&'static str, Option<&'a str>, Option<&'a str>);
+
+/// The backends to run, in order.
+fn chosen_backends(args: &Args) -> Result<Vec<BackendRun<'_>>, String> {
+    let wanted = |backend| args.backends.is_empty() || args.backends.contains(&backend);
+    let mut backends = Vec::new();
+    if wanted(Backend::Sqlite) {
+        backends.push(("sqlite", None, None));
+    }
+    let database = args.database_url.as_deref();
+    let redis = args.redis_url.as_deref();
+    if wanted(Backend::Postgres) {
+        match database {
+            Some(url) => backends.push(("postgres", Some(url), None)),
+            None if !args.backends.is_empty() => return Err("--backends postgres needs --database-url".to_owned()),
+            None => {}
+        }
+    }
+    if wanted(Backend::Cluster) {
+        match (database, redis) {
+            (Some(url), Some(redis)) => backends.push(("postgres+redis", Some(url), Some(redis))),
+            _ if !args.backends.is_empty() => return Err("--backends cluster needs --database-url and --redis-url".to_owned()),
+            _ => {}
+        }
+    }
+    Ok(backends)
+}
+
 /// What one scenario's measurement tells its caller beyond its row.
 struct Measured {
     /// Successes, warm-up included.
@@ -270,6 +328,7 @@ struct Measured {
 }
 
 async fn bench(args: &Args, binaries: &Binaries, tools: &Tools, pinning: &Pinning) -> Result<Report, String> {
+    let backends = chosen_backends(args)?;
     // Declared before the children so it is removed after they are killed.
     let temp = tempfile::Builder::new()
         .prefix("souk-bench-")
@@ -338,13 +397,6 @@ async fn bench(args: &Args, binaries: &Binaries, tools: &Tools, pinning: &Pinnin
     let mut charging = Vec::new();
     let mut memory = Vec::new();
     let mut soak = None;
-    let mut backends = vec![("sqlite", None, None)];
-    if let Some(url) = &args.database_url {
-        backends.push(("postgres", Some(url.as_str()), None));
-        if let Some(redis) = &args.redis_url {
-            backends.push(("postgres+redis", Some(url.as_str()), Some(redis.as_str())));
-        }
-    }
     for (index, (backend, url, redis_url)) in backends.into_iter().enumerate() {
         if let Some(url) = url {
             progress("emptying the PostgreSQL database (its tables and functions are dropped)");
@@ -455,8 +507,8 @@ impl Bench<'_> {
         progress(&format!("{label}: warm-up of {} s", self.args.warmup));
         let warm = self.wrk_once(&make_plan(&format!("{base_tag}w")), self.args.warmup, None).await?.0;
         let mut successes = warm.ok;
-        let mut failures = warm.bad + warm.socket_errors;
-        let mut first_failure = (!warm.first_bad.is_empty()).then(|| warm.first_bad.clone());
+        let mut failures = warm.bad + warm.socket_errors + warm.unanswered;
+        let mut first_failure = first_failure_of(&warm);
         let mut runs = Vec::new();
         let mut peak: Option<Memory> = None;
         for run in 0..self.args.runs {
@@ -470,13 +522,11 @@ impl Bench<'_> {
                 result.requests_per_second(),
                 result.p50_us / 1000.0,
                 result.p99_us / 1000.0,
-                result.bad + result.socket_errors
+                result.bad + result.socket_errors + result.unanswered
             ));
             successes += result.ok;
-            failures += result.bad + result.socket_errors;
-            if first_failure.is_none() && !result.first_bad.is_empty() {
-                first_failure = Some(result.first_bad.clone());
-            }
+            failures += result.bad + result.socket_errors + result.unanswered;
+            first_failure = first_failure.or_else(|| first_failure_of(&result));
             peak = max_memory(peak, sampled);
             runs.push(result);
         }
@@ -999,6 +1049,25 @@ fn callgrind_total(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn backends_of(argv: &[&str]) -> Result<Vec<&'static str>, String> {
+        let args = Args::try_parse_from(std::iter::once("souk-bench").chain(argv.iter().copied())).unwrap();
+        chosen_backends(&args).map(|backends| backends.into_iter().map(|(name, _, _)| name).collect())
+    }
+
+    #[test]
+    fn backends_default_to_what_the_urls_allow_and_a_choice_needs_its_urls() {
+        let pg = ["--database-url", "postgres://db"];
+        let both = ["--database-url", "postgres://db", "--redis-url", "redis://r"];
+        assert_eq!(backends_of(&[]).unwrap(), ["sqlite"]);
+        assert_eq!(backends_of(&pg).unwrap(), ["sqlite", "postgres"]);
+        assert_eq!(backends_of(&both).unwrap(), ["sqlite", "postgres", "postgres+redis"]);
+        let chosen = [&both[..], &["--backends", "cluster,sqlite"]].concat();
+        assert_eq!(backends_of(&chosen).unwrap(), ["sqlite", "postgres+redis"]);
+        assert!(backends_of(&["--backends", "postgres"]).unwrap_err().contains("--database-url"));
+        let cluster_without_redis = [&pg[..], &["--backends", "cluster"]].concat();
+        assert!(backends_of(&cluster_without_redis).unwrap_err().contains("--redis-url"));
+    }
 
     #[test]
     fn callgrind_totals_are_read() {

@@ -9,7 +9,10 @@
 //! thread stops at its first answer past the window, not counting it.
 //! Throughput is the scenario's successes and failures divided by the script's own measured window
 //! (monotonic clock through LuaJIT's FFI), not wrk's wall time, which includes the drain and the
-//! grace period.
+//! grace period. Latency is wrk's histogram, which also holds the drain's `/healthz` answers: the
+//! drain lasts only until the last call in flight is answered (a few milliseconds), so they are a
+//! few hundred of tens of thousands. A drain still running when wrk stops (it never ended within
+//! [`GRACE_SECS`]) is reported as unanswered requests, a failure of the run.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -75,6 +78,11 @@ pub struct RunResult {
     pub p99_us: f64,
     /// wrk's socket errors: connect, read, write, timeout.
     pub socket_errors: u64,
+    /// Scenario requests of a draining target still without an answer when wrk stopped: the drain
+    /// did not finish within [`GRACE_SECS`] (its `/healthz` answers, which wrk's histogram also
+    /// counts, then ran on for the rest of the grace period).
+    #[serde(default)]
+    pub unanswered: u64,
 }
 
 impl RunResult {
@@ -152,7 +160,9 @@ function init(args)
   t0 = now()
   last = t0
   k = 0
-  sent = 0
+  -- wrk calls request() once more on its first thread, before any connection, to check the
+  -- request's syntax (script_verify_request), and never sends that one: not counted as sent.
+  sent = thread_id == 1 and -1 or 0
   answered = 0
   ok = 0
   bad = 0
@@ -214,10 +224,13 @@ local function json_string(text)
 end
 
 function done(summary, latency, requests)
-  local total_ok, total_bad, first, start, finish = 0, 0, "", nil, nil
+  local total_ok, total_bad, first, start, finish, unanswered = 0, 0, "", nil, nil, 0
   for _, thread in ipairs(threads) do
     total_ok = total_ok + thread:get("ok")
     total_bad = total_bad + thread:get("bad")
+    if DRAIN then
+      unanswered = unanswered + math.max(0, thread:get("sent") - thread:get("answered"))
+    end
     if first == "" then first = thread:get("first_bad") end
     local t0, last = thread:get("t0"), thread:get("last")
     if start == nil or t0 < start then start = t0 end
@@ -225,9 +238,9 @@ function done(summary, latency, requests)
   end
   local e = summary.errors
   io.write(string.format(
-    '{rp}{{"ok":%d,"bad":%d,"first_bad":%s,"seconds":%.6f,"p50_us":%.1f,"p99_us":%.1f,"socket_errors":%d}}\n',
+    '{rp}{{"ok":%d,"bad":%d,"first_bad":%s,"seconds":%.6f,"p50_us":%.1f,"p99_us":%.1f,"socket_errors":%d,"unanswered":%d}}\n',
     total_ok, total_bad, json_string(first), finish - start,
-    latency:percentile(50), latency:percentile(99), e.connect + e.read + e.write + e.timeout))
+    latency:percentile(50), latency:percentile(99), e.connect + e.read + e.write + e.timeout, unanswered))
 end
 "#,
         method = lua_string(plan.method),
@@ -360,5 +373,129 @@ mod tests {
         assert!(text.contains("local SECONDS = 7\n"));
         assert!(text.contains("local DRAIN = true\n"));
         assert!(text.contains(r#"local MARKER = "\"errcode\":0,""#));
+    }
+}
+
+/// The generated script run by the real wrk against a server that holds each scenario request a
+/// while: the drain ends when the last one is answered, not when wrk's grace period runs out.
+#[cfg(test)]
+mod drain_tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// How long the server holds a scenario request, so that some are in flight when the window ends.
+    const HOLD: Duration = Duration::from_millis(30);
+
+    #[derive(Default)]
+    struct Counts {
+        scenario: AtomicU64,
+        health: AtomicU64,
+    }
+
+    /// Answers one keep-alive connection: `/healthz` at once, anything else after [`HOLD`].
+    fn serve(stream: TcpStream, counts: &Counts) -> std::io::Result<()> {
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut writer = stream;
+        loop {
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line)? == 0 {
+                return Ok(());
+            }
+            let mut length = 0usize;
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header)?;
+                let header = header.trim_end();
+                if header.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body)?;
+            let answer = if request_line.starts_with("GET /healthz ") {
+                counts.health.fetch_add(1, Ordering::Relaxed);
+                r#"{"status":"ok"}"#
+            } else {
+                std::thread::sleep(HOLD);
+                counts.scenario.fetch_add(1, Ordering::Relaxed);
+                r#"{"errcode":0,"errmsg":"ok"}"#
+            };
+            write!(
+                writer,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
+                answer.len()
+            )?;
+        }
+    }
+
+    #[test]
+    fn a_draining_run_stops_at_its_last_answer_and_counts_every_request() {
+        let Some(wrk) = crate::procs::which("wrk") else {
+            assert!(
+                std::env::var_os("SOUK_TEST_REQUIRE_WRK").is_none(),
+                "SOUK_TEST_REQUIRE_WRK is set but wrk is not installed (apt-get install wrk)"
+            );
+            eprintln!("skipped: wrk is not installed (apt-get install wrk)");
+            return;
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap();
+        let counts = Arc::new(Counts::default());
+        {
+            let counts = counts.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let counts = counts.clone();
+                    std::thread::spawn(move || serve(stream, &counts));
+                }
+            });
+        }
+        let plan = Plan {
+            host,
+            method: "POST",
+            requests: vec![(
+                "/wxa/servicemarket".to_owned(),
+                Body::WithId {
+                    before: r#"{"client_msg_id":""#.to_owned(),
+                    after: r#""}"#.to_owned(),
+                },
+            )],
+            marker: r#""errcode":0,"#.to_owned(),
+            drain: true,
+            tag: "t".to_owned(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let script_path = dir.path().join("scenario.lua");
+        std::fs::write(&script_path, script(&plan, 1)).unwrap();
+        let shape = Shape {
+            threads: 1,
+            connections: 8,
+        };
+        let result = run(&wrk, &Pinning::none(), &script_path, host, shape, 1).unwrap();
+
+        assert_eq!(result.unanswered, 0, "{result:?}");
+        assert_eq!(result.bad, 0, "{result:?}");
+        assert!(result.ok > 0, "{result:?}");
+        assert_eq!(
+            result.ok,
+            counts.scenario.load(Ordering::Relaxed),
+            "every scenario request the server answered was counted, no more"
+        );
+        // The drain spans one hold (30 ms) of /healthz on the other connections, not the rest of
+        // the 2 s grace period (which, on loopback, is hundreds of thousands of answers).
+        let health = counts.health.load(Ordering::Relaxed);
+        assert!(health < 20_000, "the drain ran on: {health} /healthz answers");
+        // The latency histogram is the scenario's (each held 30 ms), not the drain's.
+        assert!(result.p50_us >= HOLD.as_micros() as f64, "{result:?}");
     }
 }
