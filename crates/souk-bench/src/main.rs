@@ -32,7 +32,7 @@ use souk_sdk::AdminClient;
 
 use crate::load::Target;
 use crate::procs::{Binaries, Children, Memory, Pinning, SoukLaunch};
-use crate::report::{CallgrindReport, ChargingReport, MemoryReport, PairedReport, Report, ScenarioReport, SoakReport};
+use crate::report::{CallgrindReport, ChargingReport, MemoryReport, Report, ScenarioReport, SoakReport};
 use crate::wrk::{Body, Plan, RunResult, Shape};
 
 /// Benchmark souk against nginx proxying to the same upstream, and against the upstream directly.
@@ -397,14 +397,6 @@ async fn bench(args: &Args, binaries: &Binaries, tools: &Tools, pinning: &Pinnin
     let mut charging = Vec::new();
     let mut memory = Vec::new();
     let mut soak = None;
-    // Both the embedded default and a cluster node: their ratio again, from alternating runs.
-    let pair_with = match (&backends[..], bench.wrk) {
-        (_, None) => None,
-        (chosen, Some(_)) if chosen.iter().any(|(name, _, _)| *name == "sqlite") => {
-            chosen.iter().find_map(|&(_, url, redis_url)| Some((url?, redis_url?)))
-        }
-        _ => None,
-    };
     for (index, (backend, url, redis_url)) in backends.into_iter().enumerate() {
         if let Some(url) = url {
             progress("emptying the PostgreSQL database (its tables and functions are dropped)");
@@ -424,20 +416,6 @@ async fn bench(args: &Args, binaries: &Binaries, tools: &Tools, pinning: &Pinnin
         memory.push(outcome.memory);
         soak = soak.or(outcome.soak);
     }
-    let paired = match pair_with {
-        Some((database_url, redis_url)) => {
-            let launch = PairedLaunch {
-                database_url,
-                redis_url,
-                provider,
-                provider_secret: &provider_secret,
-            };
-            let (report, checks) = paired(&mut bench, &mut children, binaries, &launch).await?;
-            charging.extend(checks);
-            Some(report)
-        }
-        None => None,
-    };
     if bench.wrk.is_some() {
         progress(&format!(
             "the cloud upstream was called {} time(s) (once per souk); the rest were cache hits",
@@ -488,7 +466,6 @@ async fn bench(args: &Args, binaries: &Binaries, tools: &Tools, pinning: &Pinnin
         memory,
         soak,
         callgrind,
-        paired,
     };
     report.compute_ratios();
     Ok(report)
@@ -731,141 +708,6 @@ struct SoukRun<'a> {
     provider_secret: &'a str,
     cloud_upstream: SocketAddr,
     soak: Option<u64>,
-}
-
-/// What the alternating runs need.
-struct PairedLaunch<'a> {
-    database_url: &'a str,
-    redis_url: &'a str,
-    provider: SocketAddr,
-    provider_secret: &'a str,
-}
-
-/// One of the two souks of the alternating runs.
-struct PairedSouk {
-    backend: &'static str,
-    pid: u32,
-    admin: AdminClient,
-    package_id: String,
-    target: Target,
-    host: SocketAddr,
-    successes: u64,
-}
-
-/// The main scenario on a fresh embedded souk and a fresh cluster node, both running, in
-/// alternating runs (which goes first alternates too), after a warm-up of each; returns the
-/// ratio of each pair and their median, and each souk's charging check.
-async fn paired(
-    bench: &mut Bench<'_>,
-    children: &mut Children,
-    binaries: &Binaries,
-    launch: &PairedLaunch<'_>,
-) -> Result<(PairedReport, Vec<ChargingReport>), String> {
-    progress("alternating runs: an embedded souk and a cluster node side by side (the PostgreSQL database is emptied again)");
-    empty_database(launch.database_url).await?;
-    let mut souks = Vec::new();
-    for (backend, database_url, redis_url) in [
-        ("sqlite", None, None),
-        ("postgres+redis", Some(launch.database_url), Some(launch.redis_url)),
-    ] {
-        let admin_token = random_text(32);
-        let log = bench.temp.join(format!("souk-paired-{backend}.log"));
-        let (host, pid) = procs::start_souk(
-            children,
-            &bench.client,
-            bench.pinning,
-            &SoukLaunch {
-                binary: &binaries.souk,
-                data_dir: &bench.temp.join(format!("data-paired-{backend}")),
-                admin_token: &admin_token,
-                database_url,
-                redis_url,
-                log: &log,
-                callgrind_out: None,
-            },
-        )
-        .await?;
-        let admin = AdminClient::new(&format!("http://{host}"), &admin_token).map_err(|err| err.to_string())?;
-        let main = setup::prepare(&admin, host, launch.provider, launch.provider_secret, setup::UNITS)
-            .await
-            .map_err(|err| format!("setup through the admin API failed: {err}\n{}", procs::log_tail(&log)))?;
-        souks.push(PairedSouk {
-            backend,
-            pid,
-            admin,
-            package_id: main.package_id,
-            target: Target::Souk {
-                souk: host,
-                access_token: main.access_token,
-                service_id: main.service_id,
-                api: setup::API_NAME.to_owned(),
-                run_tag: random_text(8),
-            },
-            host,
-            // The setup's smoke call was a charged success.
-            successes: 1,
-        });
-    }
-    let tag = random_text(6);
-    let mut failures = 0;
-    let mut rps = [Vec::new(), Vec::new()];
-    for run in 0..=bench.args.runs {
-        // Run 0 is each one's warm-up.
-        let (seconds, label) = match run {
-            0 => (bench.args.warmup, "warm-up".to_owned()),
-            _ => (bench.args.duration, format!("run {run}/{}", bench.args.runs)),
-        };
-        let order: [usize; 2] = if run % 2 == 0 { [0, 1] } else { [1, 0] };
-        for index in order {
-            let souk = &mut souks[index];
-            let plan = plan_of_target(&souk.target, souk.host, &format!("{tag}p{run}"), true);
-            let (result, _) = bench.wrk_once(&plan, seconds, None).await?;
-            let failed = result.bad + result.socket_errors + result.unanswered;
-            progress(&format!(
-                "alternating runs [{}]: {label}: {:.1} requests/s, {failed} failures",
-                souk.backend,
-                result.requests_per_second()
-            ));
-            if let Some(first) = first_failure_of(&result) {
-                eprintln!("souk-bench: FAILURES: alternating runs [{}]: first: {first}", souk.backend);
-            }
-            failures += failed;
-            souk.successes += result.ok;
-            if run > 0 {
-                rps[index].push(result.requests_per_second());
-            }
-        }
-        children.check_alive()?;
-    }
-    let mut checks = Vec::new();
-    for souk in &souks {
-        let units_charged = setup::units_charged(&souk.admin, &souk.package_id).await?;
-        let successes = i64::try_from(souk.successes).unwrap_or(i64::MAX);
-        let check = ChargingReport {
-            backend: format!("{}, alternating runs", souk.backend),
-            successful_souk_calls: successes,
-            units_charged,
-            exact: units_charged == successes,
-        };
-        progress(&format!(
-            "charging [{}]: {units_charged} units charged for {successes} successful sync calls: {}",
-            check.backend,
-            if check.exact { "exact" } else { "MISMATCH" }
-        ));
-        checks.push(check);
-        children.terminate(souk.pid, Duration::from_secs(30)).await?;
-    }
-    let pairs: Vec<(f64, f64)> = rps[0].iter().copied().zip(rps[1].iter().copied()).collect();
-    let ratios: Vec<f64> = pairs
-        .iter()
-        .map(|(embedded, cluster)| cluster / embedded.max(f64::MIN_POSITIVE))
-        .collect();
-    let report = PairedReport {
-        ratio: wrk::median(&ratios),
-        pairs,
-        failures,
-    };
-    Ok((report, checks))
 }
 
 /// What one souk's run adds to the report besides its rows.
