@@ -276,20 +276,6 @@ async fn empty_database(url: &str) -> Result<(), String> {
     connection.close().await.map_err(|err| err.to_string())
 }
 
-/// What to quote of a run's failures: its first bad answer, else requests it left unanswered.
-fn first_failure_of(result: &RunResult) -> Option<String> {
-    if !result.first_bad.is_empty() {
-        return Some(result.first_bad.clone());
-    }
-    (result.unanswered > 0).then(|| {
-        format!(
-            "{} request(s) still unanswered {} s after the run (the drain did not finish)",
-            result.unanswered,
-            wrk::GRACE_SECS
-        )
-    })
-}
-
 /// A backend to run: its name in the table, its database URL and its Redis URL.
 type BackendRun<'a> = (&'static str, Option<&'a str>, Option<&'a str>);
 
@@ -507,8 +493,8 @@ impl Bench<'_> {
         progress(&format!("{label}: warm-up of {} s", self.args.warmup));
         let warm = self.wrk_once(&make_plan(&format!("{base_tag}w")), self.args.warmup, None).await?.0;
         let mut successes = warm.ok;
-        let mut failures = warm.bad + warm.socket_errors + warm.unanswered;
-        let mut first_failure = first_failure_of(&warm);
+        let mut failures = warm.failures();
+        let mut first_failure = warm.first_failure();
         let mut runs = Vec::new();
         let mut peak: Option<Memory> = None;
         for run in 0..self.args.runs {
@@ -522,11 +508,11 @@ impl Bench<'_> {
                 result.requests_per_second(),
                 result.p50_us / 1000.0,
                 result.p99_us / 1000.0,
-                result.bad + result.socket_errors + result.unanswered
+                result.failures()
             ));
             successes += result.ok;
-            failures += result.bad + result.socket_errors + result.unanswered;
-            first_failure = first_failure.or_else(|| first_failure_of(&result));
+            failures += result.failures();
+            first_failure = first_failure.or_else(|| result.first_failure());
             peak = max_memory(peak, sampled);
             runs.push(result);
         }
@@ -945,9 +931,12 @@ impl SoukRun<'_> {
             }
         };
         samples.push((format!("{seconds}s (end)"), procs::memory(pid)));
-        let failures = result.bad + result.socket_errors;
+        let failures = result.failures();
         if failures > 0 {
-            eprintln!("souk-bench: FAILURES: soak: {failures} failed answers; first: {}", result.first_bad);
+            eprintln!(
+                "souk-bench: FAILURES: soak: {failures} failed answers; first: {}",
+                result.first_failure().as_deref().unwrap_or("(socket errors)")
+            );
         }
         Ok((
             SoakReport {

@@ -86,6 +86,24 @@ pub struct RunResult {
 }
 
 impl RunResult {
+    /// Failed answers, socket errors and requests left unanswered.
+    pub fn failures(&self) -> u64 {
+        self.bad + self.socket_errors + self.unanswered
+    }
+
+    /// What to quote of the failures: the first bad answer, else the requests left unanswered.
+    pub fn first_failure(&self) -> Option<String> {
+        if !self.first_bad.is_empty() {
+            return Some(self.first_bad.clone());
+        }
+        (self.unanswered > 0).then(|| {
+            format!(
+                "{} request(s) still unanswered {GRACE_SECS} s after the run (the drain did not finish)",
+                self.unanswered
+            )
+        })
+    }
+
     /// Answers per second in the measured window.
     pub fn requests_per_second(&self) -> f64 {
         (self.ok + self.bad) as f64 / self.seconds.max(f64::MIN_POSITIVE)
@@ -337,6 +355,9 @@ mod tests {
         assert_eq!(result.first_bad, "HTTP 200: {\"errcode\":45009}");
         assert_eq!(result.p50_us, 812.0);
         assert_eq!(result.p99_us, 2051.5);
+        assert_eq!(result.unanswered, 0, "an older script's line has no unanswered count");
+        assert_eq!(result.failures(), 2);
+        assert_eq!(result.first_failure().as_deref(), Some("HTTP 200: {\"errcode\":45009}"));
         assert!((result.requests_per_second() - 1002.0 / 10.02).abs() < 1e-9);
         assert!(parse_output("Running 1s test\n").is_err());
         assert!(parse_output("SOUK_BENCH_RESULT {\"ok\":1}\n").is_err());
