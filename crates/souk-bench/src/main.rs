@@ -32,7 +32,7 @@ use souk_sdk::AdminClient;
 
 use crate::load::Target;
 use crate::procs::{Binaries, Children, Memory, Pinning, SoukLaunch};
-use crate::report::{CallgrindReport, ChargingReport, MemoryReport, Report, ScenarioReport, SoakReport};
+use crate::report::{CallgrindReport, ChargingReport, MemoryReport, PairedReport, Report, ScenarioReport, SoakReport};
 use crate::wrk::{Body, Plan, RunResult, Shape};
 
 /// Benchmark souk against nginx proxying to the same upstream, and against the upstream directly.
@@ -72,6 +72,10 @@ struct Args {
     /// `postgres`, and with `--redis-url` too `cluster`. Default: every one the URLs allow.
     #[arg(long, value_enum, value_delimiter = ',')]
     backends: Vec<Backend>,
+    /// Measure only the main souk scenario (sync invoke) on each backend, besides direct and
+    /// nginx: for comparing one change's effect in a few minutes.
+    #[arg(long)]
+    main_only: bool,
     /// Run the main souk scenario this many seconds more and report souk's RSS at its start,
     /// middle and end.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
@@ -383,6 +387,14 @@ async fn bench(args: &Args, binaries: &Binaries, tools: &Tools, pinning: &Pinnin
     let mut charging = Vec::new();
     let mut memory = Vec::new();
     let mut soak = None;
+    // Both the embedded default and a cluster node: their ratio again, from alternating runs.
+    let pair_with = match (&backends[..], bench.wrk) {
+        (_, None) => None,
+        (chosen, Some(_)) if chosen.iter().any(|(name, _, _)| *name == "sqlite") => {
+            chosen.iter().find_map(|&(_, url, redis_url)| Some((url?, redis_url?)))
+        }
+        _ => None,
+    };
     for (index, (backend, url, redis_url)) in backends.into_iter().enumerate() {
         if let Some(url) = url {
             progress("emptying the PostgreSQL database (its tables and functions are dropped)");
@@ -396,13 +408,30 @@ async fn bench(args: &Args, binaries: &Binaries, tools: &Tools, pinning: &Pinnin
             provider_secret: &provider_secret,
             cloud_upstream,
             soak: if index == 0 { args.soak } else { None },
+            main_only: args.main_only,
         };
         let outcome = souk.run(&mut bench, &mut children, binaries).await?;
         charging.push(outcome.charging);
         memory.push(outcome.memory);
         soak = soak.or(outcome.soak);
     }
-    if bench.wrk.is_some() {
+    let paired = match pair_with {
+        Some((database_url, redis_url)) => {
+            let launch = PairedLaunch {
+                database_url,
+                redis_url,
+                provider,
+                provider_secret: &provider_secret,
+            };
+            let (report, checks) = paired(&mut bench, &mut children, binaries, &launch).await?;
+            charging.extend(checks);
+            Some(report)
+        }
+        None => None,
+    };
+    if args.main_only {
+        skipped.push("--main-only: the 100-app, token, cloud and async rows".to_owned());
+    } else if bench.wrk.is_some() {
         progress(&format!(
             "the cloud upstream was called {} time(s) (once per souk); the rest were cache hits",
             cloud_hits.load(Ordering::Relaxed)
@@ -452,6 +481,7 @@ async fn bench(args: &Args, binaries: &Binaries, tools: &Tools, pinning: &Pinnin
         memory,
         soak,
         callgrind,
+        paired,
     };
     report.compute_ratios();
     Ok(report)
@@ -694,6 +724,156 @@ struct SoukRun<'a> {
     provider_secret: &'a str,
     cloud_upstream: SocketAddr,
     soak: Option<u64>,
+    /// Only the main scenario (and the soak, if asked for).
+    main_only: bool,
+}
+
+/// How long a souk thawed for its turn in the alternating runs runs before it is measured.
+const THAW_SETTLE: Duration = Duration::from_secs(1);
+
+/// What the alternating runs need.
+struct PairedLaunch<'a> {
+    database_url: &'a str,
+    redis_url: &'a str,
+    provider: SocketAddr,
+    provider_secret: &'a str,
+}
+
+/// One of the two souks of the alternating runs.
+struct PairedSouk {
+    backend: &'static str,
+    pid: u32,
+    admin: AdminClient,
+    package_id: String,
+    target: Target,
+    host: SocketAddr,
+    successes: u64,
+}
+
+/// The main scenario on a fresh embedded souk and a fresh cluster node, both started, in
+/// alternating runs (which goes first alternates too; the one not measured is frozen with
+/// SIGSTOP), after a warm-up of each; returns the
+/// ratio of each pair and their median, and each souk's charging check.
+async fn paired(
+    bench: &mut Bench<'_>,
+    children: &mut Children,
+    binaries: &Binaries,
+    launch: &PairedLaunch<'_>,
+) -> Result<(PairedReport, Vec<ChargingReport>), String> {
+    progress("alternating runs: an embedded souk and a cluster node side by side (the PostgreSQL database is emptied again)");
+    empty_database(launch.database_url).await?;
+    let mut souks = Vec::new();
+    for (backend, database_url, redis_url) in [
+        ("sqlite", None, None),
+        ("postgres+redis", Some(launch.database_url), Some(launch.redis_url)),
+    ] {
+        let admin_token = random_text(32);
+        let log = bench.temp.join(format!("souk-paired-{backend}.log"));
+        let (host, pid) = procs::start_souk(
+            children,
+            &bench.client,
+            bench.pinning,
+            &SoukLaunch {
+                binary: &binaries.souk,
+                data_dir: &bench.temp.join(format!("data-paired-{backend}")),
+                admin_token: &admin_token,
+                database_url,
+                redis_url,
+                log: &log,
+                callgrind_out: None,
+            },
+        )
+        .await?;
+        let admin = AdminClient::new(&format!("http://{host}"), &admin_token).map_err(|err| err.to_string())?;
+        let main = setup::prepare(&admin, host, launch.provider, launch.provider_secret, setup::UNITS)
+            .await
+            .map_err(|err| format!("setup through the admin API failed: {err}\n{}", procs::log_tail(&log)))?;
+        souks.push(PairedSouk {
+            backend,
+            pid,
+            admin,
+            package_id: main.package_id,
+            target: Target::Souk {
+                souk: host,
+                access_token: main.access_token,
+                service_id: main.service_id,
+                api: setup::API_NAME.to_owned(),
+                run_tag: random_text(8),
+            },
+            host,
+            // The setup's smoke call was a charged success.
+            successes: 1,
+        });
+    }
+    let tag = random_text(6);
+    let mut failures = 0;
+    let mut rps = [Vec::new(), Vec::new()];
+    for run in 0..=bench.args.runs {
+        // Run 0 is each one's warm-up.
+        let (seconds, label) = match run {
+            0 => (bench.args.warmup, "warm-up".to_owned()),
+            _ => (bench.args.duration, format!("run {run}/{}", bench.args.runs)),
+        };
+        let order: [usize; 2] = if run % 2 == 0 { [0, 1] } else { [1, 0] };
+        for index in order {
+            // Only the souk measured runs: the other is frozen, so that its timers, housekeeping
+            // and job polling take no CPU from it on the shared core.
+            children.thaw(souks[index].pid)?;
+            children.freeze(souks[1 - index].pid)?;
+            // What came due while it was frozen runs now, not in the measurement.
+            tokio::time::sleep(THAW_SETTLE).await;
+            let souk = &mut souks[index];
+            let plan = plan_of_target(&souk.target, souk.host, &format!("{tag}p{run}"), true);
+            let (result, _) = bench.wrk_once(&plan, seconds, None).await?;
+            progress(&format!(
+                "alternating runs [{}]: {label}: {:.1} requests/s, {} failures",
+                souk.backend,
+                result.requests_per_second(),
+                result.failures()
+            ));
+            if let Some(first) = result.first_failure() {
+                eprintln!("souk-bench: FAILURES: alternating runs [{}]: first: {first}", souk.backend);
+            }
+            failures += result.failures();
+            souk.successes += result.ok;
+            if run > 0 {
+                rps[index].push(result.requests_per_second());
+            }
+        }
+        children.check_alive()?;
+    }
+    for souk in &souks {
+        children.thaw(souk.pid)?;
+    }
+    let mut checks = Vec::new();
+    for souk in &souks {
+        let units_charged = setup::units_charged(&souk.admin, &souk.package_id).await?;
+        let successes = i64::try_from(souk.successes).unwrap_or(i64::MAX);
+        let check = ChargingReport {
+            backend: format!("{}, alternating runs", souk.backend),
+            successful_souk_calls: successes,
+            units_charged,
+            exact: units_charged == successes,
+        };
+        progress(&format!(
+            "charging [{}]: {units_charged} units charged for {successes} successful sync calls: {}",
+            check.backend,
+            if check.exact { "exact" } else { "MISMATCH" }
+        ));
+        checks.push(check);
+        children.terminate(souk.pid, Duration::from_secs(30)).await?;
+    }
+    let pairs: Vec<(f64, f64)> = rps[0].iter().copied().zip(rps[1].iter().copied()).collect();
+    let ratios: Vec<f64> = pairs
+        .iter()
+        .map(|(embedded, cluster)| cluster / embedded.max(f64::MIN_POSITIVE))
+        .collect();
+    let report = PairedReport {
+        ratio: wrk::median(&ratios),
+        pairs,
+        failures,
+    };
+    Ok((report, checks))
 }
 
 /// What one souk's run adds to the report besides its rows.
@@ -763,7 +943,7 @@ impl SoukRun<'_> {
         let mut packages = vec![main.package_id.clone()];
 
         let mut soak = None;
-        if bench.wrk.is_some() {
+        if bench.wrk.is_some() && !self.main_only {
             progress(&format!("setting up {WIDE} apps and {WIDE} APIs"));
             let wide = setup::prepare_wide(&admin, souk, self.provider, self.provider_secret, WIDE, WIDE)
                 .await
@@ -776,13 +956,12 @@ impl SoukRun<'_> {
             successes += measured.successes;
             packages.extend(wide.package_ids.iter().cloned());
             children.check_alive().map_err(with_log)?;
-
-            if let Some(seconds) = self.soak {
-                let (report, ok) = self.soak(bench, souk, &target, pid, seconds).await.map_err(with_log)?;
-                successes += ok;
-                soak = Some(report);
-                children.check_alive().map_err(with_log)?;
-            }
+        }
+        if let (Some(seconds), Some(_)) = (self.soak, bench.wrk) {
+            let (report, ok) = self.soak(bench, souk, &target, pid, seconds).await.map_err(with_log)?;
+            successes += ok;
+            soak = Some(report);
+            children.check_alive().map_err(with_log)?;
         }
 
         // Every charged call has its answer by now (the wrk script drains before it stops).
@@ -803,7 +982,7 @@ impl SoukRun<'_> {
             if charging.exact { "exact" } else { "MISMATCH" }
         ));
 
-        if bench.wrk.is_some() {
+        if bench.wrk.is_some() && !self.main_only {
             let apps = setup::prepare_token_apps(&admin, TOKEN_APPS).await.map_err(with_log)?;
             let requests: Vec<(String, Body)> = apps
                 .iter()

@@ -72,6 +72,30 @@ impl Children {
 }
 
 impl Children {
+    /// Freezes the child `pid` (SIGSTOP) until [`Children::thaw`]; it takes no CPU meanwhile.
+    pub fn freeze(&self, pid: u32) -> Result<(), String> {
+        self.signal(pid, "-STOP")
+    }
+
+    /// Lets a frozen child `pid` run again (SIGCONT; nothing for one that runs).
+    pub fn thaw(&self, pid: u32) -> Result<(), String> {
+        self.signal(pid, "-CONT")
+    }
+
+    fn signal(&self, pid: u32, signal: &str) -> Result<(), String> {
+        let (name, _) = self
+            .running
+            .iter()
+            .find(|(_, child)| child.id() == pid)
+            .ok_or_else(|| format!("no child with pid {pid}"))?;
+        let sent = Command::new("kill").args([signal, &pid.to_string()]).status();
+        match sent {
+            Ok(status) if status.success() => Ok(()),
+            Ok(status) => Err(format!("kill {signal} {name} (pid {pid}) failed: {status}")),
+            Err(err) => Err(format!("cannot run kill {signal} for {name}: {err}")),
+        }
+    }
+
     /// Asks the child `pid` to stop with SIGTERM (souk writes out its call log, callgrind its
     /// counts) and waits up to `timeout` for it, killing it then.
     pub async fn terminate(&mut self, pid: u32, timeout: Duration) -> Result<(), String> {
@@ -85,6 +109,8 @@ impl Children {
         if !matches!(sent, Ok(status) if status.success()) {
             let _ = child.kill();
         }
+        // A frozen child acts on SIGTERM only once it runs again.
+        let _ = Command::new("kill").args(["-CONT", &pid.to_string()]).status();
         let started = Instant::now();
         loop {
             match child.try_wait() {
@@ -107,6 +133,11 @@ impl Drop for Children {
         for (_, child) in &mut self.running {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
+                .stderr(Stdio::null())
+                .status();
+            // A frozen child (the alternating runs) acts on SIGTERM only once it runs again.
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
                 .stderr(Stdio::null())
                 .status();
         }
@@ -529,6 +560,41 @@ pub fn parse_memory(status: &str) -> Option<Memory> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The state letter of `/proc/<pid>/stat` (after the command's closing parenthesis).
+    fn process_state(pid: u32) -> char {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 1..];
+        after.trim_start().chars().next().unwrap()
+    }
+
+    /// Waits up to 5 s for the child to be in `state`.
+    async fn wait_for_state(pid: u32, state: char) -> char {
+        for _ in 0..100 {
+            if process_state(pid) == state {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        process_state(pid)
+    }
+
+    #[tokio::test]
+    async fn a_frozen_child_stops_until_thawed_and_still_terminates() {
+        let mut children = Children::default();
+        let pid = children.push("sleep", Command::new("sleep").arg("30").spawn().unwrap()).id();
+        children.freeze(pid).unwrap();
+        assert_eq!(wait_for_state(pid, 'T').await, 'T', "SIGSTOP freezes it");
+        children.thaw(pid).unwrap();
+        assert_eq!(wait_for_state(pid, 'S').await, 'S', "SIGCONT lets it run (sleeping in sleep(1))");
+        children.freeze(pid).unwrap();
+        assert_eq!(wait_for_state(pid, 'T').await, 'T');
+        // A frozen child still stops at SIGTERM, well before `sleep 30` would end.
+        let started = Instant::now();
+        children.terminate(pid, Duration::from_secs(10)).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+        assert!(children.freeze(pid).unwrap_err().contains("no child"), "it is no longer a child");
+    }
 
     #[test]
     fn memory_comes_from_proc_status() {

@@ -33,6 +33,19 @@ pub struct ScenarioReport {
     pub ratio_to_direct: Option<f64>,
 }
 
+/// The main scenario on a fresh embedded souk and a fresh cluster node in alternating runs (the one
+/// not measured frozen): the host's drift between the backends' phases (minutes apart) does not
+/// reach this ratio.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairedReport {
+    /// Requests/s of each pair of runs: (embedded, cluster node).
+    pub pairs: Vec<(f64, f64)>,
+    /// The median of the pairs' cluster-over-embedded ratios.
+    pub ratio: f64,
+    /// Failed or unanswered requests in these runs.
+    pub failures: u64,
+}
+
 /// The exact-charging check of one souk.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChargingReport {
@@ -129,6 +142,8 @@ pub struct Report {
     pub soak: Option<SoakReport>,
     /// Callgrind, when valgrind is there.
     pub callgrind: Option<CallgrindReport>,
+    /// Embedded and cluster node in alternating runs, when both ran.
+    pub paired: Option<PairedReport>,
 }
 
 fn ratio(value: Option<f64>) -> String {
@@ -230,6 +245,19 @@ impl Report {
                 "cluster node: souk sync invoke [postgres+redis] at {ratio:.2}x of [sqlite] (goal: 0.6x or more)\n"
             ));
         }
+        if let Some(paired) = &self.paired {
+            let pairs: Vec<String> = paired
+                .pairs
+                .iter()
+                .map(|(embedded, cluster)| format!("{cluster:.0}/{embedded:.0}"))
+                .collect();
+            text.push_str(&format!(
+                "cluster node, alternating runs with [sqlite]: {:.2}x (median of {} pairs: {})\n",
+                paired.ratio,
+                paired.pairs.len(),
+                pairs.join(", ")
+            ));
+        }
         for charging in &self.charging {
             text.push_str(&format!(
                 "charging [{}]: {} units charged for {} successful souk sync calls: {}\n",
@@ -262,6 +290,7 @@ impl Report {
         self.charging.iter().all(|charging| charging.exact)
             && self.scenarios.iter().all(|scenario| scenario.failures == 0)
             && self.soak.as_ref().is_none_or(|soak| soak.failures == 0)
+            && self.paired.as_ref().is_none_or(|paired| paired.failures == 0)
     }
 }
 
@@ -311,6 +340,11 @@ mod tests {
             memory: vec![],
             soak: None,
             callgrind: None,
+            paired: Some(PairedReport {
+                pairs: vec![(10.0, 5.0), (8.0, 6.0), (9.0, 3.0)],
+                ratio: 0.5,
+                failures: 0,
+            }),
         };
         report.compute_ratios();
         assert_eq!(report.scenarios[2].ratio_to_nginx, Some(0.5));
@@ -327,7 +361,11 @@ mod tests {
         );
         assert!(table.contains("charging [sqlite]: 3 units charged for 3 successful souk sync calls: exact\n"));
         assert!(table.contains("skipped: callgrind: valgrind not installed\n"));
+        assert!(table.contains("cluster node, alternating runs with [sqlite]: 0.50x (median of 3 pairs: 5/10, 6/8, 3/9)\n"));
         assert!(report.passed());
+        report.paired.as_mut().unwrap().failures = 1;
+        assert!(!report.passed(), "a failure in the alternating runs fails the run");
+        report.paired.as_mut().unwrap().failures = 0;
         report.charging[0].exact = false;
         assert!(!report.passed());
     }
