@@ -728,7 +728,7 @@ struct SoukRun<'a> {
     main_only: bool,
 }
 
-/// How long a souk thawed for its turn in the alternating runs runs before it is measured.
+/// How long both souks of the alternating runs run between two measured runs.
 const THAW_SETTLE: Duration = Duration::from_secs(1);
 
 /// What the alternating runs need.
@@ -752,8 +752,8 @@ struct PairedSouk {
 
 /// The main scenario on a fresh embedded souk and a fresh cluster node, both started, in
 /// alternating runs (which goes first alternates too; the one not measured is frozen with
-/// SIGSTOP), after a warm-up of each; returns the
-/// ratio of each pair and their median, and each souk's charging check.
+/// SIGSTOP), after a warm-up of each; returns the ratio of each pair and their median, and each
+/// souk's charging check.
 async fn paired(
     bench: &mut Bench<'_>,
     children: &mut Children,
@@ -817,11 +817,12 @@ async fn paired(
         let order: [usize; 2] = if run % 2 == 0 { [0, 1] } else { [1, 0] };
         for index in order {
             // Only the souk measured runs: the other is frozen, so that its timers, housekeeping
-            // and job polling take no CPU from it on the shared core.
+            // and job polling take no CPU from it on the shared core. Both run for a moment
+            // first: the one measured last writes out its call log (not frozen inside a
+            // transaction), the one measured next catches up on what came due while it was frozen.
             children.thaw(souks[index].pid)?;
-            children.freeze(souks[1 - index].pid)?;
-            // What came due while it was frozen runs now, not in the measurement.
             tokio::time::sleep(THAW_SETTLE).await;
+            children.freeze(souks[1 - index].pid)?;
             let souk = &mut souks[index];
             let plan = plan_of_target(&souk.target, souk.host, &format!("{tag}p{run}"), true);
             let (result, _) = bench.wrk_once(&plan, seconds, None).await?;
