@@ -1,0 +1,5 @@
+-- The reaper's index holds only the charges still `reserved` (its one query: reserved and created
+-- before a time). Settling a charge then only removes its entry, where `(state, created_at_ms)`
+-- moved it to another place for every settlement and kept growing with the whole ledger.
+DROP INDEX charges_state;
+CREATE INDEX charges_reserved ON charges (created_at_ms) WHERE state = 'reserved';
