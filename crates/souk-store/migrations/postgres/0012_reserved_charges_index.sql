@@ -4,3 +4,8 @@
 -- settlement and kept growing with the whole ledger.
 DROP INDEX charges_state;
 CREATE INDEX charges_reserved ON charges (created_at_ms) WHERE state = 'reserved';
+
+-- A claimed `client_msg_id` gets its answer once the call settles. With room left on each page for
+-- that answer, the update is a heap-only one (no new entries in the table's three indexes) far
+-- more often: 78% of them in a cluster run of the bench, against about 60% with full pages.
+ALTER TABLE idempotency SET (fillfactor = 70);
