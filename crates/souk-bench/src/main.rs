@@ -767,40 +767,26 @@ async fn paired(
         ("sqlite", None, None),
         ("postgres+redis", Some(launch.database_url), Some(launch.redis_url)),
     ] {
-        let admin_token = random_text(32);
-        let log = bench.temp.join(format!("souk-paired-{backend}.log"));
-        let (host, pid) = procs::start_souk(
+        let started = start_prepared(
+            bench,
             children,
-            &bench.client,
-            bench.pinning,
-            &SoukLaunch {
-                binary: &binaries.souk,
-                data_dir: &bench.temp.join(format!("data-paired-{backend}")),
-                admin_token: &admin_token,
+            binaries,
+            &PreparedLaunch {
+                files: &format!("paired-{backend}"),
                 database_url,
                 redis_url,
-                log: &log,
-                callgrind_out: None,
+                provider: launch.provider,
+                provider_secret: launch.provider_secret,
             },
         )
         .await?;
-        let admin = AdminClient::new(&format!("http://{host}"), &admin_token).map_err(|err| err.to_string())?;
-        let main = setup::prepare(&admin, host, launch.provider, launch.provider_secret, setup::UNITS)
-            .await
-            .map_err(|err| format!("setup through the admin API failed: {err}\n{}", procs::log_tail(&log)))?;
         souks.push(PairedSouk {
             backend,
-            pid,
-            admin,
-            package_id: main.package_id,
-            target: Target::Souk {
-                souk: host,
-                access_token: main.access_token,
-                service_id: main.service_id,
-                api: setup::API_NAME.to_owned(),
-                run_tag: random_text(8),
-            },
-            host,
+            pid: started.pid,
+            admin: started.admin,
+            package_id: started.setup.package_id,
+            target: started.target,
+            host: started.host,
             // The setup's smoke call was a charged success.
             successes: 1,
         });
@@ -849,19 +835,11 @@ async fn paired(
     let mut checks = Vec::new();
     for souk in &souks {
         let units_charged = setup::units_charged(&souk.admin, &souk.package_id).await?;
-        let successes = i64::try_from(souk.successes).unwrap_or(i64::MAX);
-        let check = ChargingReport {
-            backend: format!("{}, alternating runs", souk.backend),
-            successful_souk_calls: successes,
+        checks.push(charging_check(
+            format!("{}, alternating runs", souk.backend),
             units_charged,
-            exact: units_charged == successes,
-        };
-        progress(&format!(
-            "charging [{}]: {units_charged} units charged for {successes} successful sync calls: {}",
-            check.backend,
-            if check.exact { "exact" } else { "MISMATCH" }
+            souk.successes,
         ));
-        checks.push(check);
         children.terminate(souk.pid, Duration::from_secs(30)).await?;
     }
     let pairs: Vec<(f64, f64)> = rps[0].iter().copied().zip(rps[1].iter().copied()).collect();
@@ -875,6 +853,90 @@ async fn paired(
         failures,
     };
     Ok((report, checks))
+}
+
+/// Where and how a souk of the bench starts: `files` names its data folder and log in the
+/// bench's temporary folder.
+struct PreparedLaunch<'a> {
+    files: &'a str,
+    database_url: Option<&'a str>,
+    redis_url: Option<&'a str>,
+    provider: SocketAddr,
+    provider_secret: &'a str,
+}
+
+/// A souk started and set up for the main scenario.
+struct StartedSouk {
+    host: SocketAddr,
+    pid: u32,
+    admin: AdminClient,
+    setup: setup::Setup,
+    /// The main scenario against it.
+    target: Target,
+    log: PathBuf,
+}
+
+/// Starts `souk serve` and sets it up for the main scenario through the admin API (its app,
+/// service, API, package and token; one checked call).
+async fn start_prepared(
+    bench: &Bench<'_>,
+    children: &mut Children,
+    binaries: &Binaries,
+    launch: &PreparedLaunch<'_>,
+) -> Result<StartedSouk, String> {
+    let admin_token = random_text(32);
+    let log = bench.temp.join(format!("souk-{}.log", launch.files));
+    let (host, pid) = procs::start_souk(
+        children,
+        &bench.client,
+        bench.pinning,
+        &SoukLaunch {
+            binary: &binaries.souk,
+            data_dir: &bench.temp.join(format!("data-{}", launch.files)),
+            admin_token: &admin_token,
+            database_url: launch.database_url,
+            redis_url: launch.redis_url,
+            log: &log,
+            callgrind_out: None,
+        },
+    )
+    .await?;
+    let admin = AdminClient::new(&format!("http://{host}"), &admin_token).map_err(|err| err.to_string())?;
+    let setup = setup::prepare(&admin, host, launch.provider, launch.provider_secret, setup::UNITS)
+        .await
+        .map_err(|err| format!("setup through the admin API failed: {err}\n{}", procs::log_tail(&log)))?;
+    let target = Target::Souk {
+        souk: host,
+        access_token: setup.access_token.clone(),
+        service_id: setup.service_id.clone(),
+        api: setup::API_NAME.to_owned(),
+        run_tag: random_text(8),
+    };
+    Ok(StartedSouk {
+        host,
+        pid,
+        admin,
+        setup,
+        target,
+        log,
+    })
+}
+
+/// The exact-charging check of one souk (units charged == successful sync calls), said as progress.
+fn charging_check(backend: String, units_charged: i64, successes: u64) -> ChargingReport {
+    let successes = i64::try_from(successes).unwrap_or(i64::MAX);
+    let check = ChargingReport {
+        backend,
+        successful_souk_calls: successes,
+        units_charged,
+        exact: units_charged == successes,
+    };
+    progress(&format!(
+        "charging [{}]: {units_charged} units charged for {successes} successful sync calls: {}",
+        check.backend,
+        if check.exact { "exact" } else { "MISMATCH" }
+    ));
+    check
 }
 
 /// What one souk's run adds to the report besides its rows.
@@ -892,43 +954,36 @@ const TOKEN_APPS: usize = 10;
 impl SoukRun<'_> {
     async fn run(&self, bench: &mut Bench<'_>, children: &mut Children, binaries: &Binaries) -> Result<SoukOutcome, String> {
         let backend = Some(self.backend);
-        let admin_token = random_text(32);
-        let log = bench.temp.join(format!("souk-{}.log", self.backend));
         progress(&format!("starting souk serve on {}", self.backend));
-        let (souk, pid) = procs::start_souk(
+        let started = start_prepared(
+            bench,
             children,
-            &bench.client,
-            bench.pinning,
-            &SoukLaunch {
-                binary: &binaries.souk,
-                data_dir: &bench.temp.join(format!("data-{}", self.backend)),
-                admin_token: &admin_token,
+            binaries,
+            &PreparedLaunch {
+                files: self.backend,
                 database_url: self.database_url,
                 redis_url: self.redis_url,
-                log: &log,
-                callgrind_out: None,
+                provider: self.provider,
+                provider_secret: self.provider_secret,
             },
         )
         .await?;
+        let StartedSouk {
+            host: souk,
+            pid,
+            admin,
+            setup: main,
+            target,
+            log,
+        } = started;
         let with_log = |err: String| format!("{err}\n{}", procs::log_tail(&log));
         progress(&format!("souk [{}] at http://{souk} (pid {pid})", self.backend));
-        let admin = AdminClient::new(&format!("http://{souk}"), &admin_token).map_err(|err| err.to_string())?;
-        let main = setup::prepare(&admin, souk, self.provider, self.provider_secret, setup::UNITS)
-            .await
-            .map_err(|err| with_log(format!("setup through the admin API failed: {err}")))?;
         let idle = procs::memory(pid);
         progress(&format!(
             "set up app {}, service {}, package {}",
             main.appid, main.service_id, main.package_id
         ));
 
-        let target = Target::Souk {
-            souk,
-            access_token: main.access_token.clone(),
-            service_id: main.service_id.clone(),
-            api: setup::API_NAME.to_owned(),
-            run_tag: random_text(8),
-        };
         let name = "souk sync invoke";
         let measured = bench
             .measure_target(name, backend, souk, &target, Some(pid))
@@ -970,18 +1025,7 @@ impl SoukRun<'_> {
         for package in &packages {
             units_charged += setup::units_charged(&admin, package).await?;
         }
-        let successes = i64::try_from(successes).unwrap_or(i64::MAX);
-        let charging = ChargingReport {
-            backend: self.backend.to_owned(),
-            successful_souk_calls: successes,
-            units_charged,
-            exact: units_charged == successes,
-        };
-        progress(&format!(
-            "charging [{}]: {units_charged} units charged for {successes} successful sync calls: {}",
-            self.backend,
-            if charging.exact { "exact" } else { "MISMATCH" }
-        ));
+        let charging = charging_check(self.backend.to_owned(), units_charged, successes);
 
         if bench.wrk.is_some() && !self.main_only {
             let apps = setup::prepare_token_apps(&admin, TOKEN_APPS).await.map_err(with_log)?;
