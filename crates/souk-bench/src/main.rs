@@ -402,10 +402,13 @@ async fn bench(args: &Args, binaries: &Binaries, tools: &Tools, pinning: &Pinnin
         }
         let souk = SoukRun {
             backend,
-            database_url: url,
-            redis_url,
-            provider,
-            provider_secret: &provider_secret,
+            launch: PreparedLaunch {
+                files: backend,
+                database_url: url,
+                redis_url,
+                provider,
+                provider_secret: &provider_secret,
+            },
             cloud_upstream,
             soak: if index == 0 { args.soak } else { None },
             main_only: args.main_only,
@@ -718,10 +721,8 @@ fn invoke_plan(host: SocketAddr, tokens: &[String], service_id: &str, apis: &[St
 /// One souk (on one database) through its scenarios.
 struct SoukRun<'a> {
     backend: &'static str,
-    database_url: Option<&'a str>,
-    redis_url: Option<&'a str>,
-    provider: SocketAddr,
-    provider_secret: &'a str,
+    /// Its souk's start (`files` is the backend's name).
+    launch: PreparedLaunch<'a>,
     cloud_upstream: SocketAddr,
     soak: Option<u64>,
     /// Only the main scenario (and the soak, if asked for).
@@ -955,19 +956,7 @@ impl SoukRun<'_> {
     async fn run(&self, bench: &mut Bench<'_>, children: &mut Children, binaries: &Binaries) -> Result<SoukOutcome, String> {
         let backend = Some(self.backend);
         progress(&format!("starting souk serve on {}", self.backend));
-        let started = start_prepared(
-            bench,
-            children,
-            binaries,
-            &PreparedLaunch {
-                files: self.backend,
-                database_url: self.database_url,
-                redis_url: self.redis_url,
-                provider: self.provider,
-                provider_secret: self.provider_secret,
-            },
-        )
-        .await?;
+        let started = start_prepared(bench, children, binaries, &self.launch).await?;
         let StartedSouk {
             host: souk,
             pid,
@@ -1001,7 +990,7 @@ impl SoukRun<'_> {
         let mut soak = None;
         if bench.wrk.is_some() && !self.main_only {
             progress(&format!("setting up {WIDE} apps and {WIDE} APIs"));
-            let wide = setup::prepare_wide(&admin, souk, self.provider, self.provider_secret, WIDE, WIDE)
+            let wide = setup::prepare_wide(&admin, souk, self.launch.provider, self.launch.provider_secret, WIDE, WIDE)
                 .await
                 .map_err(with_log)?;
             let make_plan = |tag: &str| invoke_plan(souk, &wide.tokens, &wide.service_id, &wide.apis, false, tag);
@@ -1083,7 +1072,7 @@ impl SoukRun<'_> {
                 .map_err(with_log)?;
 
             // Last: the jobs it submits keep the workers busy after it.
-            let asynchronous = setup::prepare_async(&admin, souk, self.provider, self.provider_secret)
+            let asynchronous = setup::prepare_async(&admin, souk, self.launch.provider, self.launch.provider_secret)
                 .await
                 .map_err(with_log)?;
             let make_plan = |tag: &str| {
