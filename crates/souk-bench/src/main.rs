@@ -743,11 +743,7 @@ struct PairedLaunch<'a> {
 /// One of the two souks of the alternating runs.
 struct PairedSouk {
     backend: &'static str,
-    pid: u32,
-    admin: AdminClient,
-    package_id: String,
-    target: Target,
-    host: SocketAddr,
+    started: StartedSouk,
     successes: u64,
 }
 
@@ -783,11 +779,7 @@ async fn paired(
         .await?;
         souks.push(PairedSouk {
             backend,
-            pid: started.pid,
-            admin: started.admin,
-            package_id: started.setup.package_id,
-            target: started.target,
-            host: started.host,
+            started,
             // The setup's smoke call was a charged success.
             successes: 1,
         });
@@ -807,11 +799,11 @@ async fn paired(
             // and job polling take no CPU from it on the shared core. Both run for a moment
             // first: the one measured last writes out its call log (not frozen inside a
             // transaction), the one measured next catches up on what came due while it was frozen.
-            children.thaw(souks[index].pid)?;
+            children.thaw(souks[index].started.pid)?;
             tokio::time::sleep(THAW_SETTLE).await;
-            children.freeze(souks[1 - index].pid)?;
+            children.freeze(souks[1 - index].started.pid)?;
             let souk = &mut souks[index];
-            let plan = plan_of_target(&souk.target, souk.host, &format!("{tag}p{run}"), true);
+            let plan = plan_of_target(&souk.started.target, souk.started.host, &format!("{tag}p{run}"), true);
             let (result, _) = bench.wrk_once(&plan, seconds, None).await?;
             progress(&format!(
                 "alternating runs [{}]: {label}: {:.1} requests/s, {} failures",
@@ -831,17 +823,17 @@ async fn paired(
         children.check_alive()?;
     }
     for souk in &souks {
-        children.thaw(souk.pid)?;
+        children.thaw(souk.started.pid)?;
     }
     let mut checks = Vec::new();
     for souk in &souks {
-        let units_charged = setup::units_charged(&souk.admin, &souk.package_id).await?;
+        let units_charged = setup::units_charged(&souk.started.admin, &souk.started.setup.package_id).await?;
         checks.push(charging_check(
             format!("{}, alternating runs", souk.backend),
             units_charged,
             souk.successes,
         ));
-        children.terminate(souk.pid, Duration::from_secs(30)).await?;
+        children.terminate(souk.started.pid, Duration::from_secs(30)).await?;
     }
     let pairs: Vec<(f64, f64)> = rps[0].iter().copied().zip(rps[1].iter().copied()).collect();
     let ratios: Vec<f64> = pairs
