@@ -31,6 +31,7 @@ pub mod provider;
 pub mod push;
 pub mod ratelimit;
 pub mod registry;
+pub mod settling;
 pub mod signals;
 pub mod souk;
 pub mod store;

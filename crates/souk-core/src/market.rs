@@ -20,6 +20,7 @@ use crate::model::App;
 use crate::model::{ReserveOutcome, ReserveRequest, Settlement};
 use crate::provider::{signed_url, ProviderReply, ProviderRequest, SignedCall};
 use crate::souk::{CachedApi, Souk};
+use crate::store::DurableStore;
 
 /// The most schema errors quoted in one message.
 const MAX_SCHEMA_ERRORS: usize = 3;
@@ -202,7 +203,9 @@ impl Souk {
                 .map(InvokeSuccess::Data)
                 .map_err(|failure| StoredFailure::from_failure(&failure)),
         };
-        self.settle(invoker, request, &answer).await;
+        if let Some(release) = self.settle(invoker, request, &answer) {
+            release.await;
+        }
         (answer, trace)
     }
 
@@ -294,6 +297,8 @@ impl Souk {
     /// answer (so a retry refused by the rate limit does not hide the first call's result).
     async fn answer_failure(&self, invoker: &Invoker, request: &InvokeRequest, request_id: &str, failure: &Failure) -> InvokeAnswer {
         if let Some(client_msg_id) = &request.client_msg_id {
+            // A first call this node answered a moment ago may still be committing its answer.
+            self.commits.settled_through_now().await;
             if let Ok(Some(first)) = self.store.find_idempotent(&invoker.app.appid, client_msg_id).await {
                 if let Some(answer) = first.answer.and_then(|body| serde_json::from_str::<InvokeAnswer>(&body).ok()) {
                     return answer;
@@ -339,8 +344,16 @@ impl Souk {
         read_provider_reply(reply, timeout_ms)
     }
 
-    /// Commits or releases the units and keeps the answer for retries.
-    async fn settle(&self, invoker: &Invoker, request: &InvokeRequest, answer: &InvokeAnswer) {
+    /// Commits or releases the units and keeps the answer for retries. A release (a failed call)
+    /// is done before this returns, so a failure is answered with its units already back; a commit
+    /// (a successful call, whose units were taken at its reservation) runs in the background, so
+    /// the answer does not wait for it ([`crate::settling`]).
+    fn settle(
+        &self,
+        invoker: &Invoker,
+        request: &InvokeRequest,
+        answer: &InvokeAnswer,
+    ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
         let kept = request.client_msg_id.as_ref().map(|client_msg_id| {
             let body = serde_json::to_string(answer).unwrap_or_default();
             (invoker.app.appid.clone(), client_msg_id.clone(), body)
@@ -351,36 +364,18 @@ impl Souk {
             now_ms: self.now_ms(),
             answer: kept,
         };
-        // A failed settlement leaves the units reserved. It is tried again in the background for
-        // `SETTLE_RETRY_FOR` (a settlement changes a charge only while it is reserved, so a retry
-        // can never apply twice), well before the reaper releases what is still reserved after
-        // `STALE_RESERVATION_MS`: a unit is never spent without a successful call, and a successful
-        // call's unit is lost only if the store stays unreachable all that time.
-        if let Err(err) = self.store.settle(&settlement).await {
-            tracing::warn!(request_id = %answer.request_id, error = %err, "settling a charge failed; trying again in the background");
-            let store = self.store.clone();
+        let store = self.store.clone();
+        let settling = settle_with_retries(store, settlement);
+        if answer.outcome.is_ok() {
+            // Counted from now, so a ledger read after this call's answer waits for it.
+            let ticket = self.commits.start();
             tokio::spawn(async move {
-                let started = tokio::time::Instant::now();
-                let mut pause = Duration::from_millis(100);
-                loop {
-                    tokio::time::sleep(pause).await;
-                    match store.settle(&settlement).await {
-                        Ok(_) => {
-                            tracing::info!(request_id = %settlement.request_id, "settled on a later try");
-                            return;
-                        }
-                        Err(err) if started.elapsed() >= SETTLE_RETRY_FOR => {
-                            tracing::error!(
-                                request_id = %settlement.request_id,
-                                error = %err,
-                                "settling a charge failed for good; the reaper will release it"
-                            );
-                            return;
-                        }
-                        Err(_) => pause = (pause * 2).min(Duration::from_secs(5)),
-                    }
-                }
+                settling.await;
+                drop(ticket);
             });
+            None
+        } else {
+            Some(settling)
         }
     }
 
@@ -493,6 +488,38 @@ pub(crate) fn read_provider_reply(reply: ProviderReply, timeout_ms: u64) -> Resu
         return Err(Failure::new(Code::MarketCallFailed, format!("provider answered HTTP {status}")));
     }
     envelope_outcome(&body).map_err(|why| Failure::new(Code::MarketCallFailed, why))?
+}
+
+/// Settles; a settlement that fails is tried again in the background for `SETTLE_RETRY_FOR` (a
+/// settlement changes a charge only while it is reserved, so a retry can never apply twice), well
+/// before the reaper releases what is still reserved after `STALE_RESERVATION_MS`: a unit is never
+/// spent without a successful call, and a successful call's unit is lost only if the store stays
+/// unreachable all that time. Ends with the first try.
+async fn settle_with_retries(store: Arc<dyn DurableStore>, settlement: Settlement) {
+    let Err(err) = store.settle(&settlement).await else { return };
+    tracing::warn!(request_id = %settlement.request_id, error = %err, "settling a charge failed; trying again in the background");
+    tokio::spawn(async move {
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(100);
+        loop {
+            tokio::time::sleep(pause).await;
+            match store.settle(&settlement).await {
+                Ok(_) => {
+                    tracing::info!(request_id = %settlement.request_id, "settled on a later try");
+                    return;
+                }
+                Err(err) if started.elapsed() >= SETTLE_RETRY_FOR => {
+                    tracing::error!(
+                        request_id = %settlement.request_id,
+                        error = %err,
+                        "settling a charge failed for good; the reaper will release it"
+                    );
+                    return;
+                }
+                Err(_) => pause = (pause * 2).min(Duration::from_secs(5)),
+            }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -478,6 +478,8 @@ impl Souk {
 
     /// A package's ledger, oldest first.
     pub async fn package_ledger(&self, package_id: &str) -> Result<Vec<LedgerEntry>> {
+        // The calls this node has answered show their commits ([`crate::settling`]).
+        self.commits.settled_through_now().await;
         self.store
             .ledger(package_id)
             .await

@@ -42,6 +42,8 @@ pub struct Souk {
     pub(crate) builtin_limits: crate::builtin::BuiltinLimits,
     /// Cross-node signals ([`Souk::with_signals`]); `None` on a single node.
     pub(crate) signals: Option<Arc<dyn crate::signals::SignalBus>>,
+    /// Successful calls' commits still running after their answers ([`crate::settling`]).
+    pub(crate) commits: Arc<crate::settling::PendingCommits>,
 }
 
 /// An API with its compiled schema, as the hot path needs it.
@@ -87,6 +89,7 @@ impl Souk {
             messages: crate::messages::hub::MessageHub::default(),
             builtin_limits: crate::builtin::BuiltinLimits::default(),
             signals: None,
+            commits: Arc::default(),
         }
     }
 
@@ -98,6 +101,11 @@ impl Souk {
     /// The durable store.
     pub fn store(&self) -> &Arc<dyn DurableStore> {
         &self.store
+    }
+
+    /// Successful calls' commits still running after their answers ([`crate::settling`]).
+    pub fn pending_commits(&self) -> &crate::settling::PendingCommits {
+        &self.commits
     }
 
     /// The call log writer.

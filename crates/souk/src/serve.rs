@@ -20,6 +20,9 @@ use crate::config::{Config, ADMIN_TOKEN_FILE, SECRET_KEY_FILE};
 
 /// How long a stopping server waits for the call log to reach the store.
 const SHUTDOWN_CALL_LOG_WAIT: Duration = Duration::from_secs(20);
+/// How long shutdown waits for the commits of calls already answered ([`souk_core::settling`]):
+/// each is one settlement batch, bounded by the store's own timeouts.
+const SHUTDOWN_COMMIT_WAIT: Duration = Duration::from_secs(10);
 
 /// Runs the server until it is told to stop.
 pub async fn serve(config: Config, migrations: souk_store::Migrations) -> Result<(), String> {
@@ -83,6 +86,18 @@ pub async fn serve(config: Config, migrations: souk_store::Migrations) -> Result
         .await
         .map_err(|err| format!("server error: {err}"))?;
 
+    // Successful calls answered just before the signal may still be committing.
+    let pending = souk.pending_commits().len();
+    if tokio::time::timeout(SHUTDOWN_COMMIT_WAIT, souk.pending_commits().settled_through_now())
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            waited_secs = SHUTDOWN_COMMIT_WAIT.as_secs(),
+            pending,
+            "shutting down: calls' commits did not finish in time; the reaper will release those reservations (the calls go uncharged)"
+        );
+    }
     tracing::info!("shutting down: writing the call log");
     housekeeping.abort();
     if let Some(listener) = signal_listener {

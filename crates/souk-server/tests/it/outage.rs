@@ -217,6 +217,8 @@ async fn postgres_outage_is_bounded_and_charges_stay_exact() {
             assert_eq!(answer["errcode"], json!(0), "{answer}");
             succeeded += 1;
         }
+        // Their commits follow the answers (souk_core::settling): landed before the outage.
+        server.souk.pending_commits().settled_through_now().await;
         assert_eq!(readyz(&server).await.0, 200);
 
         for mode in [Mode::Blackhole, Mode::Refuse] {
@@ -304,6 +306,8 @@ async fn a_reservation_stuck_on_a_lock_ends_at_the_statement_timeout() {
 
         let (answer, _) = bounded_invoke(&server, &market).await;
         assert_eq!(answer["errcode"], json!(0), "the batch task goes on: {answer}");
+        // The commit follows the answer (souk_core::settling).
+        server.souk.pending_commits().settled_through_now().await;
         let ledger = charges(&mut direct, &market.package_id).await;
         assert_eq!(count_in(&ledger, "committed").0, 1, "{ledger:?}");
     })
@@ -319,6 +323,7 @@ async fn a_reservation_whose_answer_is_lost_is_released_never_charged() {
         let (proxy, server, upstream, market, mut direct) = behind_proxy(&url, "/echo").await;
         let (answer, _) = bounded_invoke(&server, &market).await;
         assert_eq!(answer["errcode"], json!(0), "{answer}");
+        server.souk.pending_commits().settled_through_now().await;
 
         // Hold the package row so that the next reservation waits inside PostgreSQL.
         let mut locker = PgConnection::connect(&url).await.unwrap();

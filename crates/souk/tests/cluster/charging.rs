@@ -75,8 +75,16 @@ async fn exact_quota(backends: Backends) {
     assert_eq!(provider.echo_calls(), 100, "the provider is called only for reserved units");
     assert!(provider.refused().is_empty(), "bad signatures: {:?}", provider.refused());
 
-    // The ledger, read through another node: exactly the successes, committed; nothing held.
-    let ledger = cluster.ledger(1, &market.package_id).await;
+    // The ledger, read through another node: exactly the successes, committed; nothing held. A
+    // commit follows its call's answer by a settlement batch of the node that served it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ledger = loop {
+        let ledger = cluster.ledger(1, &market.package_id).await;
+        if ledger.iter().all(|entry| entry["state"] != json!("reserved")) || Instant::now() >= deadline {
+            break ledger;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let committed: BTreeSet<String> = ledger
         .iter()
         .filter(|entry| entry["state"] == json!("committed"))
