@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::http::StatusCode;
 use serde_json::{json, Value};
 use souk_store::{Migrations, StoreSettings};
 use sqlx::{Connection, Executor, PgConnection};
@@ -419,6 +420,70 @@ async fn a_settlement_that_fails_is_tried_again_until_it_commits() {
             assert!(Instant::now() < deadline, "the settlement was not tried again: {ledger:?}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    })
+    .await;
+}
+
+/// A successful call answers before its commit (souk_core::settling): while the commit waits
+/// (here on a row lock held on the charge), the charge reads `reserved`, the node counts the commit
+/// in flight and a ledger read through the node waits for it; once it lands the ledger reads
+/// `committed`, with the units taken once.
+#[tokio::test]
+async fn a_ledger_read_waits_for_the_commit_of_an_answered_call() {
+    souk_store::conformance::with_postgres_url(|url| async move {
+        // The provider answers after 300 ms: time to lock the charge between reservation and commit.
+        let (_proxy, server, upstream, market, mut direct) = behind_proxy(&url, "/delay").await;
+        let server = Arc::new(server);
+        let call = tokio::spawn({
+            let (server, market) = (server.clone(), market.clone());
+            async move { server.invoke(&market, "Echo", json!({}), None).await }
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while upstream.count() == 0 {
+            assert!(Instant::now() < deadline, "the provider was never called");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let request_id = upstream.seen.lock().unwrap()[0].param("request_id").unwrap().to_owned();
+        let mut locker = PgConnection::connect(&url).await.unwrap();
+        locker.execute("BEGIN").await.unwrap();
+        sqlx::query("SELECT 1 FROM charges WHERE request_id = $1 FOR UPDATE")
+            .bind(&request_id)
+            .fetch_one(&mut locker)
+            .await
+            .unwrap();
+
+        let answer = tokio::time::timeout(Duration::from_secs(5), call)
+            .await
+            .expect("the answer does not wait for the commit")
+            .unwrap();
+        assert_eq!(answer["errcode"], json!(0), "{answer}");
+        assert_eq!(server.souk.pending_commits().len(), 1, "the commit is in flight");
+        assert_eq!(count_in(&charges(&mut direct, &market.package_id).await, "reserved"), (1, 1));
+        assert_eq!(
+            server.units_left(&market.package_id).await,
+            99,
+            "the unit was taken at the reservation"
+        );
+
+        let read = tokio::spawn({
+            let (server, market) = (server.clone(), market.clone());
+            async move {
+                server
+                    .admin_ok("GET", &format!("/packages/{}/ledger", market.package_id), None, StatusCode::OK)
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!read.is_finished(), "the ledger read did not wait for the commit in flight");
+        locker.execute("COMMIT").await.unwrap();
+        let ledger = tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .expect("the ledger read ends once the commit lands")
+            .unwrap();
+        assert_eq!(ledger["items"][0]["state"], json!("committed"), "{ledger}");
+        assert_eq!(ledger["items"][0]["request_id"], json!(request_id), "{ledger}");
+        assert!(server.souk.pending_commits().is_empty());
+        assert_eq!(server.units_left(&market.package_id).await, 99);
     })
     .await;
 }
