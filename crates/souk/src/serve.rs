@@ -87,14 +87,15 @@ pub async fn serve(config: Config, migrations: souk_store::Migrations) -> Result
         .map_err(|err| format!("server error: {err}"))?;
 
     // Successful calls answered just before the signal may still be committing.
-    let pending = souk.pending_commits().len();
+    let pending_at_stop = souk.pending_commits().len();
     if tokio::time::timeout(SHUTDOWN_COMMIT_WAIT, souk.pending_commits().settled_through_now())
         .await
         .is_err()
     {
         tracing::error!(
             waited_secs = SHUTDOWN_COMMIT_WAIT.as_secs(),
-            pending,
+            pending_at_stop,
+            still_pending = souk.pending_commits().len(),
             "shutting down: calls' commits did not finish in time; the reaper will release those reservations (the calls go uncharged)"
         );
     }
