@@ -381,6 +381,25 @@ async fn a_reservation_whose_answer_is_lost_is_released_never_charged() {
     .await;
 }
 
+/// Starts a call of `Echo` and returns once the provider has it (a `/delay` market then leaves
+/// time between the reservation and the settlement); the task answers the call's answer.
+async fn invoke_until_the_provider_has_it(
+    server: &Arc<TestServer>,
+    market: &Market,
+    upstream: &Upstream,
+) -> tokio::task::JoinHandle<Value> {
+    let call = tokio::spawn({
+        let (server, market) = (server.clone(), market.clone());
+        async move { server.invoke(&market, "Echo", json!({}), None).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while upstream.count() == 0 {
+        assert!(Instant::now() < deadline, "the provider was never called");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    call
+}
+
 /// A settlement that fails after a successful provider call (PostgreSQL refuses connections just
 /// then) is tried again in the background: once PostgreSQL is back the unit is committed, not left
 /// for the reaper to release (a successful call would otherwise go uncharged).
@@ -390,16 +409,7 @@ async fn a_settlement_that_fails_is_tried_again_until_it_commits() {
         // The provider answers after 300 ms: time to cut PostgreSQL off between reservation and settlement.
         let (proxy, server, upstream, market, mut direct) = behind_proxy(&url, "/delay").await;
         let server = Arc::new(server);
-
-        let call = tokio::spawn({
-            let (server, market) = (server.clone(), market.clone());
-            async move { server.invoke(&market, "Echo", json!({}), None).await }
-        });
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while upstream.count() == 0 {
-            assert!(Instant::now() < deadline, "the provider was never called");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let call = invoke_until_the_provider_has_it(&server, &market, &upstream).await;
         proxy.set(Mode::Refuse);
         let answer = call.await.unwrap();
         assert_eq!(answer["errcode"], json!(0), "the provider succeeded: {answer}");
@@ -434,15 +444,7 @@ async fn a_ledger_read_waits_for_the_commit_of_an_answered_call() {
         // The provider answers after 300 ms: time to lock the charge between reservation and commit.
         let (_proxy, server, upstream, market, mut direct) = behind_proxy(&url, "/delay").await;
         let server = Arc::new(server);
-        let call = tokio::spawn({
-            let (server, market) = (server.clone(), market.clone());
-            async move { server.invoke(&market, "Echo", json!({}), None).await }
-        });
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while upstream.count() == 0 {
-            assert!(Instant::now() < deadline, "the provider was never called");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let call = invoke_until_the_provider_has_it(&server, &market, &upstream).await;
         let request_id = upstream.seen.lock().unwrap()[0].param("request_id").unwrap().to_owned();
         let mut locker = PgConnection::connect(&url).await.unwrap();
         locker.execute("BEGIN").await.unwrap();
