@@ -203,9 +203,7 @@ impl Souk {
                 .map(InvokeSuccess::Data)
                 .map_err(|failure| StoredFailure::from_failure(&failure)),
         };
-        if let Some(release) = self.settle(invoker, request, &answer) {
-            release.await;
-        }
+        self.settle(invoker, request, &answer).await;
         (answer, trace)
     }
 
@@ -346,14 +344,9 @@ impl Souk {
 
     /// Commits or releases the units and keeps the answer for retries. A release (a failed call)
     /// is done before this returns, so a failure is answered with its units already back; a commit
-    /// (a successful call, whose units were taken at its reservation) runs in the background, so
-    /// the answer does not wait for it ([`crate::settling`]).
-    fn settle(
-        &self,
-        invoker: &Invoker,
-        request: &InvokeRequest,
-        answer: &InvokeAnswer,
-    ) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+    /// (a successful call, whose units were taken at its reservation) is left running in the
+    /// background, so the answer does not wait for it ([`crate::settling`]).
+    async fn settle(&self, invoker: &Invoker, request: &InvokeRequest, answer: &InvokeAnswer) {
         let kept = request.client_msg_id.as_ref().map(|client_msg_id| {
             let body = serde_json::to_string(answer).unwrap_or_default();
             (invoker.app.appid.clone(), client_msg_id.clone(), body)
@@ -373,9 +366,8 @@ impl Souk {
                 settling.await;
                 drop(ticket);
             });
-            None
         } else {
-            Some(settling)
+            settling.await;
         }
     }
 
