@@ -144,9 +144,6 @@ impl Souk {
             Ok(api) => api,
             Err(failure) => return (self.answer_failure(invoker, request, request_id, &failure).await, trace),
         };
-        if let Err(failure) = self.check_rate_limits(invoker, &api, &mut trace).await {
-            return (self.answer_failure(invoker, request, request_id, &failure).await, trace);
-        }
         let reserve = ReserveRequest {
             request_id: request_id.to_owned(),
             payer_appid: invoker.payer.appid.clone(),
@@ -157,11 +154,31 @@ impl Souk {
             now_ms: self.now_ms(),
             client_msg_id: request.client_msg_id.clone(),
         };
-        // An async call reserves and stores its job in one transaction; the job runs later.
-        let reserved = if request.is_async {
-            self.submit_job(invoker, request, &reserve).await
+        let overlap = !request.is_async && self.rate_limiter.is_remote() && !self.refusals.holds(&invoker.app.appid, reserve.now_ms);
+        let reserved = if overlap {
+            // The limiter's round trip runs beside the reservation's instead of before it. A call
+            // refused while its units were being reserved gives them back (and its client_msg_id)
+            // before it answers, so it costs nothing, but it held them for that moment. An app
+            // refused lately is checked first (below) until its refusal passes: a flood over the
+            // limit costs the store nothing.
+            let (limited, reserved) = tokio::join!(self.check_rate_limits(invoker, &api, &mut trace), self.store.reserve(&reserve));
+            if let Err(failure) = limited {
+                if let Ok(ReserveOutcome::Reserved { .. }) = reserved {
+                    self.cancel_reservation(request_id).await;
+                }
+                return (self.answer_failure(invoker, request, request_id, &failure).await, trace);
+            }
+            reserved
         } else {
-            self.store.reserve(&reserve).await
+            if let Err(failure) = self.check_rate_limits(invoker, &api, &mut trace).await {
+                return (self.answer_failure(invoker, request, request_id, &failure).await, trace);
+            }
+            // An async call reserves and stores its job in one transaction; the job runs later.
+            if request.is_async {
+                self.submit_job(invoker, request, &reserve).await
+            } else {
+                self.store.reserve(&reserve).await
+            }
         };
         let outcome = match reserved {
             Ok(outcome) => outcome,
@@ -261,6 +278,7 @@ impl Souk {
             Err(refusal) => refusal,
         };
         trace.retry_after_ms = Some(retry_after_ms);
+        self.refusals.note(&invoker.app.appid, self.now_ms(), retry_after_ms);
         let detail = match refused_by {
             RefusedBy::App => format!("app {} is over its rate limit; retry in {retry_after_ms} ms", invoker.app.appid),
             RefusedBy::Api => format!(
@@ -369,6 +387,19 @@ impl Souk {
         } else {
             settling.await;
         }
+    }
+
+    /// Takes back the reservation of a call a rate limit refused (units and `client_msg_id` claim)
+    /// before the refusal is answered, trying again in the background if the store fails: what is
+    /// still reserved then is released by the reaper, like any reservation left unsettled.
+    async fn cancel_reservation(&self, request_id: &str) {
+        let store = self.store.clone();
+        let request_id = request_id.to_owned();
+        retry_in_background("cancelling a reservation", request_id.clone(), move || {
+            let (store, request_id) = (store.clone(), request_id.clone());
+            async move { store.cancel_reservation(&request_id).await }
+        })
+        .await;
     }
 
     /// A duplicate `client_msg_id`: the first call's answer, waiting for it if that call is in flight.
@@ -488,24 +519,36 @@ pub(crate) fn read_provider_reply(reply: ProviderReply, timeout_ms: u64) -> Resu
 /// spent without a successful call, and a successful call's unit is lost only if the store stays
 /// unreachable all that time. Ends with the first try.
 async fn settle_with_retries(store: Arc<dyn DurableStore>, settlement: Settlement) {
-    let Err(err) = store.settle(&settlement).await else { return };
-    tracing::warn!(request_id = %settlement.request_id, error = %err, "settling a charge failed; trying again in the background");
+    let request_id = settlement.request_id.clone();
+    let settlement = Arc::new(settlement);
+    retry_in_background("settling a charge", request_id, move || {
+        let (store, settlement) = (store.clone(), settlement.clone());
+        async move { store.settle(&settlement).await }
+    })
+    .await;
+}
+
+/// Runs a ledger change that applies at most once (it changes a charge only while it is `reserved`)
+/// and, if it fails, runs it again in the background for `SETTLE_RETRY_FOR`. Ends with the first try.
+async fn retry_in_background<Run, Ran>(what: &'static str, request_id: String, run: Run)
+where
+    Run: Fn() -> Ran + Send + 'static,
+    Ran: std::future::Future<Output = Result<bool, crate::store::StoreError>> + Send,
+{
+    let Err(err) = run().await else { return };
+    tracing::warn!(%request_id, error = %err, "{what} failed; trying again in the background");
     tokio::spawn(async move {
         let started = tokio::time::Instant::now();
         let mut pause = Duration::from_millis(100);
         loop {
             tokio::time::sleep(pause).await;
-            match store.settle(&settlement).await {
+            match run().await {
                 Ok(_) => {
-                    tracing::info!(request_id = %settlement.request_id, "settled on a later try");
+                    tracing::info!(%request_id, "{what} succeeded on a later try");
                     return;
                 }
                 Err(err) if started.elapsed() >= SETTLE_RETRY_FOR => {
-                    tracing::error!(
-                        request_id = %settlement.request_id,
-                        error = %err,
-                        "settling a charge failed for good; the reaper will release it"
-                    );
+                    tracing::error!(%request_id, error = %err, "{what} failed for good; the reaper will release the charge");
                     return;
                 }
                 Err(_) => pause = (pause * 2).min(Duration::from_secs(5)),

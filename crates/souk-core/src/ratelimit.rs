@@ -35,6 +35,12 @@ pub trait RateLimiter: Send + Sync + 'static {
         }
         None
     }
+
+    /// Whether a check waits on another server (a round trip, a wake-up): a caller may then run it
+    /// beside its other waits instead of before them. The in-process limiter answers at once.
+    fn is_remote(&self) -> bool {
+        false
+    }
 }
 
 /// GCRA in one process: one "theoretical arrival time" per key.
@@ -100,9 +106,55 @@ impl RateLimiter for LocalRateLimiter {
     }
 }
 
+/// Callers a rate limit refused lately, until that refusal's retry-after has passed. A caller over
+/// its limit is checked before anything else is done for it, so a flood of refused calls costs only
+/// the checks (not a reservation taken back per call, as when a remote check runs beside it).
+#[derive(Debug, Default)]
+pub struct RecentRefusals {
+    until_ms: Mutex<HashMap<String, i64>>,
+}
+
+/// Past this many callers, those whose refusal has passed are forgotten.
+const PRUNE_AT_CALLERS: usize = 10_000;
+
+impl RecentRefusals {
+    /// `caller` was refused at `now_ms` until `retry_after_ms` later.
+    pub fn note(&self, caller: &str, now_ms: i64, retry_after_ms: u64) {
+        let until_ms = now_ms.saturating_add(i64::try_from(retry_after_ms).unwrap_or(i64::MAX));
+        let mut refused = self.until_ms.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if refused.len() >= PRUNE_AT_CALLERS {
+            refused.retain(|_, until| *until > now_ms);
+        }
+        let until = refused.entry(caller.to_owned()).or_insert(until_ms);
+        *until = (*until).max(until_ms);
+    }
+
+    /// Whether a refusal of `caller` still holds at `now_ms`.
+    pub fn holds(&self, caller: &str, now_ms: i64) -> bool {
+        let refused = self.until_ms.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        refused.get(caller).is_some_and(|until| *until > now_ms)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_holds_until_its_retry_after() {
+        let refusals = RecentRefusals::default();
+        assert!(!refusals.holds("a", 1_000));
+        refusals.note("a", 1_000, 250);
+        assert!(refusals.holds("a", 1_000));
+        assert!(refusals.holds("a", 1_249));
+        assert!(!refusals.holds("a", 1_250));
+        assert!(!refusals.holds("b", 1_000), "callers are independent");
+        // A shorter refusal later does not cut a longer one short.
+        refusals.note("a", 1_100, 10);
+        assert!(refusals.holds("a", 1_200));
+        refusals.note("a", 2_000, u64::MAX);
+        assert!(refusals.holds("a", i64::MAX - 1));
+    }
 
     #[tokio::test]
     async fn burst_then_steady_rate() {

@@ -44,6 +44,8 @@ pub struct Souk {
     pub(crate) signals: Option<Arc<dyn crate::signals::SignalBus>>,
     /// Successful calls' commits still running after their answers ([`crate::settling`]).
     pub(crate) commits: Arc<crate::settling::PendingCommits>,
+    /// Apps a rate limit refused lately: their calls are checked before they reserve.
+    pub(crate) refusals: crate::ratelimit::RecentRefusals,
 }
 
 /// An API with its compiled schema, as the hot path needs it.
@@ -90,6 +92,7 @@ impl Souk {
             builtin_limits: crate::builtin::BuiltinLimits::default(),
             signals: None,
             commits: Arc::default(),
+            refusals: crate::ratelimit::RecentRefusals::default(),
         }
     }
 

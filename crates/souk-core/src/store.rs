@@ -137,6 +137,12 @@ pub trait Ledger: Send + Sync {
     /// to the package when released) and stores the answer for retries. Settling an entry that is not
     /// `reserved` changes nothing and answers `false`, so a settlement can never count twice.
     async fn settle(&self, settlement: &Settlement) -> Result<bool, StoreError>;
+    /// In one transaction: takes back a reservation whose call never ran (a rate limit refused it
+    /// while its units were being reserved): deletes the charge while it is still `reserved`, returns
+    /// its units to the package and forgets its unanswered `client_msg_id` claim, so a retry runs
+    /// again. A charge that is not `reserved` (settled, reaped, or never made) changes nothing and
+    /// answers `false`.
+    async fn cancel_reservation(&self, request_id: &str) -> Result<bool, StoreError>;
     /// The first call made with this `client_msg_id` by this caller.
     async fn find_idempotent(&self, caller_appid: &str, client_msg_id: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
     /// Releases entries still `reserved` that were made before `before_ms` (their call died with its

@@ -125,6 +125,10 @@ fn gcra_step(limit: &RateLimit) -> Result<(f64, f64), RateDecision> {
 
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
+    fn is_remote(&self) -> bool {
+        true
+    }
+
     /// `now_ms` is ignored: Redis's clock decides, so that every node measures time alike.
     async fn check(&self, key: &str, limit: &RateLimit, now_ms: i64) -> RateDecision {
         match self.check_in_order(&[(key, limit)], now_ms).await {

@@ -61,6 +61,7 @@ store_cases! {
     settle_exactly_once_under_races => sqlite_settle_exactly_once_under_races, postgres_settle_exactly_once_under_races;
     client_msg_id_failed_claims_do_not_stick => sqlite_client_msg_id_failed_claims_do_not_stick, postgres_client_msg_id_failed_claims_do_not_stick;
     reap_reservations => sqlite_reap_reservations, postgres_reap_reservations;
+    cancel_reservation => sqlite_cancel_reservation, postgres_cancel_reservation;
     sweep_idempotency => sqlite_sweep_idempotency, postgres_sweep_idempotency;
     call_log => sqlite_call_log, postgres_call_log;
     clients_users => sqlite_clients_users, postgres_clients_users;

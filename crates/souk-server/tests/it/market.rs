@@ -264,10 +264,25 @@ async fn rate_limit_and_disabled_service() {
         add_api(&server, &market.service_id, "Limited", limit).await;
         assert_eq!(errcode(&server.invoke(&market, "Limited", json!({}), None).await), 0);
         assert_eq!(errcode(&server.invoke(&market, "Limited", json!({}), None).await), 0);
-        assert_eq!(errcode(&server.invoke(&market, "Limited", json!({}), None).await), 9301011);
+        // On a cluster node the limit is asked while the units are reserved: the refusal gives
+        // them back, and the client_msg_id, before it answers.
+        let refused = server.invoke(&market, "Limited", json!({}), Some("limited-1")).await;
+        assert_eq!(errcode(&refused), 9301011, "{refused}");
+        assert_eq!(
+            server.units_left(&market.package_id).await,
+            8,
+            "a limited call holds nothing once answered"
+        );
         server.let_time_pass(1_000).await;
-        assert_eq!(errcode(&server.invoke(&market, "Limited", json!({}), None).await), 0);
+        let retried = server.invoke(&market, "Limited", json!({}), Some("limited-1")).await;
+        assert_eq!(errcode(&retried), 0, "a limited call's client_msg_id runs again: {retried}");
+        assert_eq!(upstream.count(), 3, "the limited call never reached the provider");
         assert_eq!(server.units_left(&market.package_id).await, 7, "a limited call costs nothing");
+        let ledger = server
+            .admin_ok("GET", &format!("/packages/{}/ledger", market.package_id), None, StatusCode::OK)
+            .await;
+        let states: Vec<&Value> = ledger["items"].as_array().unwrap().iter().map(|entry| &entry["state"]).collect();
+        assert_eq!(states, [&json!("committed"); 3], "no ledger entry for the limited call: {ledger}");
 
         server
             .admin_ok(

@@ -437,6 +437,52 @@ pub async fn reap_reservations(store: Store) {
     assert_eq!(store.reap_reservations(2_000, 8_000).await.unwrap(), 0);
 }
 
+/// `cancel_reservation` takes a reservation back whole while it is `reserved`: the charge is gone
+/// from the ledger, its units are back and its unanswered `client_msg_id` is forgotten, so a retry
+/// runs. A settled charge, a cancelled one or an unknown request id changes nothing.
+pub async fn cancel_reservation(store: Store) {
+    store.insert_package(&package("pkg", APP_A, SVC, 10, None, 1)).await.unwrap();
+    let limited = with_msg_id(reservation("limited", APP_A, SVC, 3, 1_000), "m-limited");
+    assert_eq!(store.reserve(&limited).await.unwrap(), reserved("pkg"));
+    let kept = with_msg_id(reservation("kept", APP_A, SVC, 1, 1_100), "m-kept");
+    assert_eq!(store.reserve(&kept).await.unwrap(), reserved("pkg"));
+    assert_eq!(units_left(&store, "pkg").await, 6);
+
+    assert!(store.cancel_reservation("limited").await.unwrap());
+    assert_eq!(units_left(&store, "pkg").await, 9);
+    assert_eq!(store.find_idempotent(APP_A, "m-limited").await.unwrap(), None);
+    let ledger: Vec<_> = store
+        .ledger("pkg")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.request_id, e.state))
+        .collect();
+    assert_eq!(ledger, [("kept".to_owned(), ChargeState::Reserved)], "the cancelled charge is gone");
+    // Once only; a late settlement of it counts nothing.
+    assert!(!store.cancel_reservation("limited").await.unwrap());
+    assert!(!store.settle(&settlement("limited", true, 1_200)).await.unwrap());
+    assert!(!store.cancel_reservation("nope").await.unwrap());
+    assert_eq!(units_left(&store, "pkg").await, 9);
+
+    // A settled charge stays as it is, with its answer.
+    let mut done = settlement("kept", true, 1_300);
+    done.answer = Some((APP_A.into(), "m-kept".into(), "answer".into()));
+    assert!(store.settle(&done).await.unwrap());
+    assert!(!store.cancel_reservation("kept").await.unwrap());
+    assert_eq!(units_left(&store, "pkg").await, 9);
+    assert_eq!(
+        store.find_idempotent(APP_A, "m-kept").await.unwrap().unwrap().answer.as_deref(),
+        Some("answer")
+    );
+
+    // The cancelled call's client_msg_id runs again, and the reaper finds nothing of it.
+    let retry = with_msg_id(reservation("limited-retry", APP_A, SVC, 3, 2_000), "m-limited");
+    assert_eq!(store.reserve(&retry).await.unwrap(), reserved("pkg"));
+    assert_eq!(units_left(&store, "pkg").await, 6);
+    assert_eq!(store.reap_reservations(1_500, 3_000).await.unwrap(), 0);
+}
+
 /// `sweep_idempotency` deletes answered records older than the given time, and only those.
 pub async fn sweep_idempotency(store: Store) {
     store.insert_package(&package("pkg", APP_A, SVC, 10, None, 1)).await.unwrap();

