@@ -15,7 +15,7 @@ pub(crate) const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency (caller_app
 
 /// Expands [`Ledger`](souk_core::store::Ledger) for a backend store (common parameters: see
 /// [`crate::shared`]), with the transaction steps other files of the backend reuse, `pub(crate)` in
-/// the generated module: `reserve_in`, `settle_in`, `return_units`, `release_stale` and
+/// the generated module: `reserve_in`, `settle_in`, `return_units`, `give_back`, `release_stale` and
 /// `bind_claim`.
 ///
 /// Knobs of the package choice (soonest expiry first, never-expiring last, then oldest):
@@ -80,12 +80,7 @@ macro_rules! impl_ledger {
                         tx.rollback().await.map_err(from_sqlx)?;
                         return Ok(false);
                     };
-                    return_units(&mut tx, &package_id, units).await?;
-                    sqlx::query("DELETE FROM idempotency WHERE request_id = $1 AND answer IS NULL")
-                        .bind(request_id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(from_sqlx)?;
+                    give_back(&mut tx, request_id, &package_id, units).await?;
                     tx.commit().await.map_err(from_sqlx)?;
                     Ok(true)
                 }
@@ -285,6 +280,23 @@ macro_rules! impl_ledger {
                     }
                 }
                 Ok(None)
+            }
+
+            /// Gives the units of a charge that will never be spent (reaped, cancelled) back to its
+            /// package and forgets its unanswered `client_msg_id` claim, so a retry runs again.
+            pub(crate) async fn give_back(
+                tx: &mut Transaction<'static, $db>,
+                request_id: &str,
+                package_id: &str,
+                units: i64,
+            ) -> Result<(), StoreError> {
+                return_units(tx, package_id, units).await?;
+                sqlx::query("DELETE FROM idempotency WHERE request_id = $1 AND answer IS NULL")
+                    .bind(request_id)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                Ok(())
             }
 
             /// Gives released units back to their package.

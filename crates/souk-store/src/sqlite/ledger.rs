@@ -11,7 +11,7 @@ use super::{from_sqlx, SqliteStore};
 use crate::rows::IdempotencyRow;
 use crate::shared::ledger::{INSERT_IDEMPOTENCY, SELECT_IDEMPOTENCY};
 
-use shared::{bind_claim, release_stale, return_units};
+use shared::{bind_claim, give_back, release_stale};
 pub(super) use shared::{reserve_in, settle_in};
 
 crate::shared::ledger::impl_ledger! {
@@ -74,12 +74,7 @@ async fn reap_reservations(store: &SqliteStore, before_ms: i64, now_ms: i64) -> 
     let mut tx = store.begin_write().await?;
     let reaped = release_stale(&mut tx, before_ms, now_ms).await?;
     for (request_id, package_id, units) in &reaped {
-        return_units(&mut tx, package_id, *units).await?;
-        sqlx::query("DELETE FROM idempotency WHERE request_id = $1 AND answer IS NULL")
-            .bind(request_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(from_sqlx)?;
+        give_back(&mut tx, request_id, package_id, *units).await?;
     }
     tx.commit().await.map_err(from_sqlx)?;
     Ok(reaped.len() as u64)
