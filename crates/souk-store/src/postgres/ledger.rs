@@ -138,7 +138,8 @@ async fn through_batch<Op, Answer>(
 }
 
 /// The node's batches of one kind of ledger write: whatever queued while one batch ran is the next
-/// batch, run by `run` as one call of a function of migration 0010 in one autocommitted statement.
+/// batch (gathered a little longer when the kind's [`Pace`] says it is not yet due and nothing in it
+/// is urgent), run by `run` as one call of a function of migration 0010 in one autocommitted statement.
 /// A package row shared by many concurrent calls is then locked and committed once per batch, not
 /// once per call with the row held across each call's round trips and commit (which made
 /// concurrent calls on one package queue on PostgreSQL's row lock); and the node commits once per
