@@ -278,7 +278,10 @@ impl Souk {
             Err(refusal) => refusal,
         };
         trace.retry_after_ms = Some(retry_after_ms);
-        self.refusals.note(&invoker.app.appid, self.now_ms(), retry_after_ms);
+        if self.rate_limiter.is_remote() {
+            // Only a remote check runs beside the reservation; the record decides when it may.
+            self.refusals.note(&invoker.app.appid, self.now_ms(), retry_after_ms);
+        }
         let detail = match refused_by {
             RefusedBy::App => format!("app {} is over its rate limit; retry in {retry_after_ms} ms", invoker.app.appid),
             RefusedBy::Api => format!(
