@@ -1,15 +1,25 @@
 //! Group commit of the hot path's ledger writes on SQLite: reservations and settlements of
-//! concurrent calls are queued, and whichever call finds no batch running becomes the leader, takes
-//! every queued operation and runs them all in **one** `BEGIN IMMEDIATE` transaction on the writer
-//! connection, each in its own savepoint, then hands each caller its own answer.
+//! concurrent calls are queued, and a leader task takes every queued operation and runs them all in
+//! **one** `BEGIN IMMEDIATE` transaction on the writer connection, then hands each caller its own
+//! answer.
 //!
 //! Why: through sqlx, every statement is a round trip to the connection's worker thread, and a call
 //! made about ten of them (two transactions) on the single writer; that thread hand-off, not SQLite,
 //! was most of souk's time per call. Here the leader locks the writer's raw handle out of sqlx's
 //! worker ([`sqlx::sqlite::SqliteConnection::lock_handle`]) and runs the batch with rusqlite on that
-//! same handle, on its own thread: one hand-off and one commit per batch instead of ten hand-offs and
-//! two commits per call. Batches form by themselves under load (what queues while one batch runs is
-//! the next batch) and cost nothing when idle (a lone operation is a batch of one).
+//! same handle: one commit per batch instead of ten hand-offs and two commits per call. Batches form
+//! by themselves under load (what queues while one batch runs is the next batch) and cost nothing
+//! when idle (a lone operation is a batch of one).
+//!
+//! The leader is a task of its own, started by the first operation that finds none running. It
+//! keeps the writer for a term: batch after batch while operations keep coming, yielding between
+//! them so that callers can queue more, for at most [`MAX_TERM`], so the other writers (the call log,
+//! tokens, jobs) wait for the writer at most that long. Holding the writer across batches saves each
+//! batch taking the connection from the pool, locking its handle and the ping sqlx sends when a
+//! connection comes back (two hand-offs to sqlx's worker thread), and lets rusqlite's statement cache
+//! live for the whole term instead of preparing every statement again for each batch. The cache
+//! goes before the handle goes back to sqlx, which would refuse to close a connection with statements
+//! still open.
 //!
 //! Exactness is unchanged: the statements are the same conditional updates as
 //! [`crate::shared::ledger`]'s, run on the same single writer; a reservation that reserves nothing
@@ -17,12 +27,14 @@
 //! before); a settlement of an entry not `reserved` changes nothing. A batch that meets an unexpected
 //! error, or whose commit fails, answers every one of its operations with that error and keeps nothing.
 //!
-//! Cancellation: between taking the batch and the commit the leader runs synchronously (no await),
-//! so a dropped caller cannot leave a batch half-done. An operation whose caller went away while
-//! queued still runs; its reservation is then released by the reaper like any other unsettled one.
+//! Cancellation: a batch runs synchronously from its `BEGIN` to its `COMMIT` (no await), in the
+//! leader's task, which no caller owns: a dropped caller cannot leave a batch half-done, and its
+//! operation still runs; its reservation is then released by the reaper like any other unsettled one.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use souk_core::model::{ChargeState, IdempotencyRecord, ReserveOutcome, ReserveRequest, Settlement};
@@ -35,6 +47,8 @@ use crate::rows::{self, CHARGE_COLUMNS};
 
 /// The most operations one transaction takes; the rest wait for the next one.
 const MAX_BATCH: usize = 512;
+/// The longest the leader keeps the writer from the other writers, running batch after batch.
+const MAX_TERM: Duration = Duration::from_millis(4);
 /// How many candidate packages a reservation looks at (as in [`crate::shared::ledger`]).
 const CANDIDATES: i64 = 16;
 
@@ -54,16 +68,16 @@ enum Done {
 
 type Reply = oneshot::Sender<Result<Done, StoreError>>;
 
-/// The queue and the leader's baton.
+/// The queue, and whether a leader task is running.
 #[derive(Debug, Default)]
 pub(crate) struct GroupCommit {
     queue: Mutex<VecDeque<(Op, Reply)>>,
-    leader: tokio::sync::Mutex<()>,
+    leading: AtomicBool,
 }
 
 impl GroupCommit {
     /// [`souk_core::store::Ledger::reserve`], batched.
-    pub(crate) async fn reserve(&self, writer: &SqlitePool, request: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
+    pub(crate) async fn reserve(self: &Arc<Self>, writer: &SqlitePool, request: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
         if request.units < 0 {
             return Err(StoreError::Internal("cannot reserve a negative number of units".into()));
         }
@@ -74,29 +88,25 @@ impl GroupCommit {
     }
 
     /// [`souk_core::store::Ledger::settle`], batched.
-    pub(crate) async fn settle(&self, writer: &SqlitePool, settlement: &Settlement) -> Result<bool, StoreError> {
+    pub(crate) async fn settle(self: &Arc<Self>, writer: &SqlitePool, settlement: &Settlement) -> Result<bool, StoreError> {
         match self.submit(writer, Op::Settle(settlement.clone())).await? {
             Done::Settled(settled) => Ok(settled),
             Done::Reserved(_) => Err(StoreError::Internal("a settlement was answered as a reservation".into())),
         }
     }
 
-    async fn submit(&self, writer: &SqlitePool, op: Op) -> Result<Done, StoreError> {
-        let (reply, mut answer) = oneshot::channel();
+    /// Queues `op`, starts a leader unless one runs, and waits for the answer.
+    async fn submit(self: &Arc<Self>, writer: &SqlitePool, op: Op) -> Result<Done, StoreError> {
+        let (reply, answer) = oneshot::channel();
         self.lock_queue().push_back((op, reply));
-        loop {
-            let baton = self.leader.lock().await;
-            // A leader before us may have run our operation already.
-            match answer.try_recv() {
-                Ok(done) => return done,
-                Err(oneshot::error::TryRecvError::Closed) => {
-                    return Err(StoreError::Internal("a ledger batch ended without an answer".into()));
-                }
-                Err(oneshot::error::TryRecvError::Empty) => {}
-            }
-            self.lead(writer).await;
-            drop(baton);
+        if !self.leading.swap(true, Ordering::SeqCst) {
+            let group = Arc::clone(self);
+            let writer = writer.clone();
+            tokio::spawn(async move { group.lead(&writer).await });
         }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Internal("a ledger batch ended without an answer".into())))
     }
 
     fn lock_queue(&self) -> std::sync::MutexGuard<'_, VecDeque<(Op, Reply)>> {
@@ -104,8 +114,22 @@ impl GroupCommit {
         self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Runs one batch: everything queued, up to [`MAX_BATCH`], in one transaction.
+    /// The leader: terms until the queue is empty, then gives up the lead. An operation queued
+    /// between its last look and its giving up found the flag still set and started no leader,
+    /// so it looks once more after giving up, and leads on if it can take the flag back.
     async fn lead(&self, writer: &SqlitePool) {
+        loop {
+            self.term(writer).await;
+            self.leading.store(false, Ordering::SeqCst);
+            if self.lock_queue().is_empty() || self.leading.swap(true, Ordering::SeqCst) {
+                return;
+            }
+        }
+    }
+
+    /// One term: takes the writer and runs batches, everything queued (up to [`MAX_BATCH`]) each,
+    /// until the queue is empty or [`MAX_TERM`] has passed.
+    async fn term(&self, writer: &SqlitePool) {
         let mut connection = match writer.acquire().await {
             Ok(connection) => connection,
             Err(err) => return self.fail_queued(&from_sqlx(err)),
@@ -114,23 +138,28 @@ impl GroupCommit {
             Ok(handle) => handle,
             Err(err) => return self.fail_queued(&from_sqlx(err)),
         };
-        // From here to the end, no await: the batch is all or nothing even if this caller is dropped.
-        let batch: Vec<(Op, Reply)> = {
-            let mut queue = self.lock_queue();
-            let take = queue.len().min(MAX_BATCH);
-            queue.drain(..take).collect()
-        };
-        if batch.is_empty() {
-            return;
-        }
         let db = match borrow_connection(&mut handle) {
             Ok(db) => db,
-            Err(err) => {
-                let failure = from_rusqlite(err);
-                return answer_all(batch, &failure);
-            }
+            Err(err) => return self.fail_queued(&from_rusqlite(err)),
         };
-        run_batch(&db, batch);
+        let started = Instant::now();
+        loop {
+            let batch: Vec<(Op, Reply)> = {
+                let mut queue = self.lock_queue();
+                let take = queue.len().min(MAX_BATCH);
+                queue.drain(..take).collect()
+            };
+            if batch.is_empty() {
+                break;
+            }
+            run_batch(&db, batch);
+            if started.elapsed() >= MAX_TERM {
+                break;
+            }
+            // Between batches (none is open): the callers run and queue the next one.
+            tokio::task::yield_now().await;
+        }
+        // The cached statements are finalized here, before sqlx has its handle back.
         drop(db);
         drop(handle);
     }
