@@ -59,6 +59,7 @@ store_cases! {
     mixed_burst_answers_each_operation => sqlite_mixed_burst_answers_each_operation, postgres_mixed_burst_answers_each_operation;
     client_msg_id_exactly_once => sqlite_client_msg_id_exactly_once, postgres_client_msg_id_exactly_once;
     settle_exactly_once_under_races => sqlite_settle_exactly_once_under_races, postgres_settle_exactly_once_under_races;
+    ledger_flood_leaves_room_for_other_writes => sqlite_ledger_flood_leaves_room_for_other_writes, postgres_ledger_flood_leaves_room_for_other_writes;
     client_msg_id_failed_claims_do_not_stick => sqlite_client_msg_id_failed_claims_do_not_stick, postgres_client_msg_id_failed_claims_do_not_stick;
     reap_reservations => sqlite_reap_reservations, postgres_reap_reservations;
     cancel_reservation => sqlite_cancel_reservation, postgres_cancel_reservation;

@@ -3,7 +3,7 @@
 use souk_core::model::{ChargeState, IdempotencyRecord, ReserveOutcome};
 use souk_core::store::StoreError;
 
-use super::builders::{package, reservation, reserved, settlement, units_left, with_msg_id, APP_A, APP_B, SVC, SVC2};
+use super::builders::{call, package, reservation, reserved, settlement, units_left, with_msg_id, APP_A, APP_B, SVC, SVC2};
 use super::Store;
 
 /// `reserve` takes the soonest-expiring usable package, then the oldest; never an expired one, one
@@ -322,6 +322,55 @@ pub async fn mixed_burst_answers_each_operation(store: Store) {
     let claim = store.find_idempotent(APP_A, "m7").await.unwrap();
     let r07_reserved = entries.iter().any(|e| e.request_id == "r07");
     assert_eq!(claim.is_some(), r07_reserved, "{claim:?}");
+}
+
+/// A steady flood of reservations and settlements does not keep the store's other writes (here, the
+/// call log) waiting until it ends: each of them goes through while the flood still runs. (On SQLite
+/// the ledger's leader gives the single writer up between terms; a leader that kept it for as long as
+/// operations kept coming would fail this.) The flood itself stays exact.
+pub async fn ledger_flood_leaves_room_for_other_writes(store: Store) {
+    const WORKERS: usize = 32;
+    const ROUNDS: usize = 150;
+    let units = (WORKERS * ROUNDS) as i64;
+    store.insert_package(&package("pkg", APP_A, SVC, units, None, 1)).await.unwrap();
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let flood: Vec<_> = (0..WORKERS)
+        .map(|worker| {
+            let (store, finished) = (store.clone(), finished.clone());
+            tokio::spawn(async move {
+                for round in 0..ROUNDS {
+                    let request_id = format!("f{worker:02}-{round:03}");
+                    let outcome = store.reserve(&reservation(&request_id, APP_A, SVC, 1, 1_000)).await.unwrap();
+                    assert_eq!(outcome, reserved("pkg"));
+                    // Every third call fails and gives its unit back.
+                    assert!(store.settle(&settlement(&request_id, round % 3 != 0, 1_001)).await.unwrap());
+                }
+                finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            })
+        })
+        .collect();
+    for i in 0..10 {
+        store
+            .append_calls(&[call(&format!("log{i}"), 1_000 + i, APP_A, SVC, "api", 0)])
+            .await
+            .unwrap();
+    }
+    let done_by_then = finished.load(std::sync::atomic::Ordering::SeqCst);
+    for worker in flood {
+        worker.await.unwrap();
+    }
+    assert!(
+        done_by_then < WORKERS,
+        "the call log's writes waited until the whole ledger flood was over"
+    );
+    let committed = (WORKERS * ROUNDS - WORKERS * ROUNDS.div_ceil(3)) as i64;
+    assert_eq!(units_left(&store, "pkg").await, units - committed);
+    let entries = store.ledger("pkg").await.unwrap();
+    assert_eq!(entries.len(), WORKERS * ROUNDS);
+    assert_eq!(
+        entries.iter().filter(|e| e.state == ChargeState::Committed).count() as i64,
+        committed
+    );
 }
 
 /// 50 concurrent reservations with the same `client_msg_id`: one reserves, 49 are duplicates of it.
