@@ -65,6 +65,7 @@ store_cases! {
     cancel_reservation => sqlite_cancel_reservation, postgres_cancel_reservation;
     sweep_idempotency => sqlite_sweep_idempotency, postgres_sweep_idempotency;
     call_log => sqlite_call_log, postgres_call_log;
+    call_log_big_batch_and_retry => sqlite_call_log_big_batch_and_retry, postgres_call_log_big_batch_and_retry;
     clients_users => sqlite_clients_users, postgres_clients_users;
     clients_unionids => sqlite_clients_unionids, postgres_clients_unionids;
     clients_sessions => sqlite_clients_sessions, postgres_clients_sessions;

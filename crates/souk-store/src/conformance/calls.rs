@@ -5,6 +5,42 @@ use souk_core::model::{CallFilter, CallRecord};
 use super::builders::{call, APP_A, APP_B, SVC, SVC2};
 use super::Store;
 
+/// A batch bigger than a backend may write at once (here 250 records) is written whole, every field
+/// kept; the writer's retry of it, with new records behind, adds only the new ones.
+pub async fn call_log_big_batch_and_retry(store: Store) {
+    let batch: Vec<CallRecord> = (0..250)
+        .map(|i| {
+            let mut record = call(&format!("b{i:03}"), 10_000 + i, APP_A, SVC, "search", i % 2);
+            record.latency_us = 1_000 + i;
+            record.cache_hit = i % 3 == 0;
+            record
+        })
+        .collect();
+    store.append_calls(&batch).await.unwrap();
+    let mut retried = batch.clone();
+    retried.extend((250..260).map(|i| call(&format!("b{i:03}"), 10_000 + i, APP_A, SVC, "search", 0)));
+    store.append_calls(&retried).await.unwrap();
+    let mut all = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .list_calls(&CallFilter {
+                limit: 100,
+                before: before.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        before = Some((last.at_ms, last.request_id.clone()));
+        all.extend(page);
+    }
+    assert_eq!(all.len(), 260);
+    all.reverse();
+    assert_eq!(all[..250], batch[..]);
+    assert_eq!(all[255].request_id, "b255");
+}
+
 /// `append_calls` skips known request ids; `list_calls` filters, orders newest first and pages
 /// with the keyset cursor.
 pub async fn call_log(store: Store) {
