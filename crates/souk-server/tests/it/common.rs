@@ -437,6 +437,11 @@ impl Upstream {
                 post(|| async { axum::Json(json!({"success": false, "errorCode": "E42", "errorMessage": "card unreadable"})) }),
             )
             .route("/html", post(|| async { "<html>hello</html>" }))
+            // Past the 4 MiB souk reads of an answer (a JSON string of 5 MiB).
+            .route(
+                "/huge",
+                post(|| async { format!("{{\"success\": true, \"data\": \"{}\"}}", "x".repeat(5 << 20)) }),
+            )
             .route(
                 "/status500",
                 post(|| async { (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"success": true, "data": 1}))) }),

@@ -111,6 +111,7 @@ async fn provider_failures_release_the_unit() {
             ("Html", format!("{}/html", upstream.base), 9301002, "not JSON"),
             ("Status", format!("{}/status500", upstream.base), 9301002, "HTTP 500"),
             ("Down", closed, 9301002, "unreachable"),
+            ("Huge", format!("{}/huge", upstream.base), 9301002, "larger than 4194304 bytes"),
         ];
         for (name, url, expect, word) in cases {
             add_api(
