@@ -117,11 +117,17 @@ impl GroupCommit {
     /// The leader: terms until the queue is empty, then gives up the lead. An operation queued
     /// between its last look and its giving up found the flag still set and started no leader,
     /// so it looks once more after giving up, and leads on if it can take the flag back.
+    ///
+    /// If the task dies instead (a panic, the runtime shutting down), [`LeaderGone`] gives the lead
+    /// up, so that the next operation starts a new leader rather than waiting for this one forever.
     async fn lead(&self, writer: &SqlitePool) {
+        let gone = LeaderGone(&self.leading);
         loop {
             self.term(writer).await;
             self.leading.store(false, Ordering::SeqCst);
             if self.lock_queue().is_empty() || self.leading.swap(true, Ordering::SeqCst) {
+                // The lead is given up (and may be another leader's already): nothing to undo.
+                std::mem::forget(gone);
                 return;
             }
         }
@@ -142,6 +148,13 @@ impl GroupCommit {
             Ok(db) => db,
             Err(err) => return self.fail_queued(&from_rusqlite(err)),
         };
+        if !db.is_autocommit() {
+            // A term that died inside a batch (a panic) left its transaction open: nothing of it
+            // was answered as done, so none of it is kept.
+            if let Err(err) = db.execute_batch("ROLLBACK") {
+                return self.fail_queued(&from_rusqlite(err));
+            }
+        }
         let started = Instant::now();
         loop {
             let batch: Vec<(Op, Reply)> = {
@@ -168,6 +181,15 @@ impl GroupCommit {
     fn fail_queued(&self, failure: &StoreError) {
         let batch: Vec<(Op, Reply)> = self.lock_queue().drain(..).collect();
         answer_all(batch, failure);
+    }
+}
+
+/// Gives the lead up when the leader's task ends without doing so itself.
+struct LeaderGone<'a>(&'a AtomicBool);
+
+impl Drop for LeaderGone<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
     }
 }
 
