@@ -76,6 +76,8 @@ store_cases! {
     reap_skips_running_jobs => sqlite_reap_skips_running_jobs, postgres_reap_skips_running_jobs;
     jobs_sweep => sqlite_jobs_sweep, postgres_jobs_sweep;
     jobs_submit_survives_cancelled_callers => sqlite_jobs_submit_survives_cancelled_callers, postgres_jobs_submit_survives_cancelled_callers;
+    jobs_submit_conflict_keeps_nothing => sqlite_jobs_submit_conflict_keeps_nothing, postgres_jobs_submit_conflict_keeps_nothing;
+    jobs_and_sync_calls_interleave_exactly => sqlite_jobs_and_sync_calls_interleave_exactly, postgres_jobs_and_sync_calls_interleave_exactly;
     cdn_files_insert_get_delete => sqlite_cdn_files_insert_get_delete, postgres_cdn_files_insert_get_delete;
     cdn_files_list_expired => sqlite_cdn_files_list_expired, postgres_cdn_files_list_expired;
     media_insert_get_delete => sqlite_media_insert_get_delete, postgres_media_insert_get_delete;

@@ -406,3 +406,110 @@ pub async fn jobs_submit_survives_cancelled_callers(store: Store) {
         );
     }
 }
+
+/// A submission whose job cannot be stored (a job with its request id exists, its charge cancelled)
+/// keeps nothing: the error, the units back, no charge, the `client_msg_id` free again; the job
+/// already there is untouched. Submissions queued with it are not disturbed.
+pub async fn jobs_submit_conflict_keeps_nothing(store: Store) {
+    let now = 20_000;
+    store.insert_package(&package("pkg", APP_A, SVC, 20, None, 1)).await.unwrap();
+    let first = reservation("j-twice", APP_A, SVC, 2, now);
+    assert_eq!(store.submit_job(&first, &new_job(now)).await.unwrap(), reserved("pkg"));
+    assert!(store.cancel_reservation("j-twice").await.unwrap());
+    assert_eq!(units_left(&store, "pkg").await, 20);
+
+    let mut again_job = new_job(now + 1);
+    again_job.body = r#"{"q":"again"}"#.to_owned();
+    again_job.answer = Some("accepted again".to_owned());
+    let again = with_msg_id(reservation("j-twice", APP_A, SVC, 3, now + 1), "m-twice");
+    let others: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let request = reservation(&format!("j-other-{i}"), APP_A, SVC, 1, now + 1);
+                store.submit_job(&request, &new_job(now + 1)).await
+            })
+        })
+        .collect();
+    let refused = store.submit_job(&again, &again_job).await;
+    assert!(
+        matches!(refused, Err(souk_core::store::StoreError::AlreadyExists)),
+        "a second job with the same request id is refused, got {refused:?}"
+    );
+    for other in others {
+        assert_eq!(other.await.unwrap().unwrap(), reserved("pkg"), "the other submissions are kept");
+    }
+    assert_eq!(units_left(&store, "pkg").await, 20 - 8, "only the other submissions hold units");
+    assert_eq!(charge_state(&store, "pkg", "j-twice").await, None, "no charge is kept");
+    assert_eq!(
+        store.find_idempotent(APP_A, "m-twice").await.unwrap(),
+        None,
+        "the claim is forgotten"
+    );
+    let kept = store.get_job("j-twice").await.unwrap().expect("the first job stays");
+    assert_eq!(kept.body, new_job(now).body);
+    assert_eq!(kept.created_at_ms, now);
+}
+
+/// Submissions and completions racing with sync reservations and settlements on one package stay
+/// exact: every unit is either left, or held by exactly one committed or reserved charge, and each
+/// job's state agrees with its charge.
+pub async fn jobs_and_sync_calls_interleave_exactly(store: Store) {
+    let now = 30_000;
+    let units = 400;
+    store.insert_package(&package("pkg", APP_A, SVC, units, None, 1)).await.unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|task| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..20 {
+                    let request_id = format!("t{task:02}-{i:02}");
+                    let succeeded = (task + i) % 3 != 0;
+                    if i % 2 == 0 {
+                        let request = reservation(&request_id, APP_A, SVC, 1, now);
+                        assert_eq!(store.submit_job(&request, &new_job(now)).await.unwrap(), reserved("pkg"));
+                        assert!(store.complete_job(&completion(&request_id, succeeded, now + 1)).await.unwrap());
+                    } else {
+                        let request = reservation(&request_id, APP_A, SVC, 1, now);
+                        assert_eq!(store.reserve(&request).await.unwrap(), reserved("pkg"));
+                        let settlement = souk_core::model::Settlement {
+                            request_id,
+                            commit: succeeded,
+                            now_ms: now + 1,
+                            answer: None,
+                        };
+                        assert!(store.settle(&settlement).await.unwrap());
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let ledger = store.ledger("pkg").await.unwrap();
+    assert_eq!(ledger.len(), 16 * 20, "one entry a call");
+    let mut spent = 0;
+    for entry in &ledger {
+        let job = store.get_job(&entry.request_id).await.unwrap();
+        match entry.state {
+            ChargeState::Committed => spent += entry.units,
+            ChargeState::Released => {}
+            other => panic!("{} is still {other:?}", entry.request_id),
+        }
+        if let Some(job) = job {
+            let expected = if entry.state == ChargeState::Committed {
+                JobState::Succeeded
+            } else {
+                JobState::Failed
+            };
+            assert_eq!(job.state, expected, "job {} agrees with its charge", entry.request_id);
+        }
+    }
+    let expected_spent = (0..16)
+        .flat_map(|task| (0..20).map(move |i| (task + i) % 3 != 0))
+        .filter(|&ok| ok)
+        .count();
+    assert_eq!(spent, i64::try_from(expected_spent).unwrap());
+    assert_eq!(units_left(&store, "pkg").await, units - spent, "units left agree with the ledger");
+}

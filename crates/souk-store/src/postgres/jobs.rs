@@ -23,6 +23,9 @@ crate::shared::jobs::impl_jobs! {
     write: pool,
     begin: begin,
     claim_jobs: claim_jobs,
+    // The generated transactional ones.
+    submit_job: submit_in_transaction,
+    complete_job: complete_in_transaction,
 }
 
 /// Hook of [`crate::shared::jobs`], [`Jobs::claim_jobs`](souk_core::store::jobs::Jobs::claim_jobs):

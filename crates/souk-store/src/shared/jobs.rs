@@ -19,9 +19,18 @@ pub(crate) const LEASE_JOBS: &str = "UPDATE jobs SET lease_owner = $3, lease_unt
 ///
 /// Expects the backend's ledger steps `reserve_in` and `settle_in` in scope of the invoking file.
 ///
-/// Hook, a function of the invoking file: `claim_jobs(&store, now_ms, lease_ms, limit: u32, owner)
-/// -> Result<Vec<Job>, StoreError>`, the whole [`Jobs::claim_jobs`](souk_core::store::jobs::Jobs::claim_jobs):
-/// how concurrent claimers are kept from leasing the same job is the backend's.
+/// Also `submit_in_transaction(&store, request, job)` and `complete_in_transaction(&store, completion)`,
+/// `pub(crate)` in the generated module: [`Jobs::submit_job`](souk_core::store::jobs::Jobs::submit_job)
+/// and [`Jobs::complete_job`](souk_core::store::jobs::Jobs::complete_job), each one transaction of its own.
+///
+/// Hooks, functions of the invoking file:
+/// - `claim_jobs(&store, now_ms, lease_ms, limit: u32, owner) -> Result<Vec<Job>, StoreError>`, the
+///   whole [`Jobs::claim_jobs`](souk_core::store::jobs::Jobs::claim_jobs): how concurrent claimers are
+///   kept from leasing the same job is the backend's;
+/// - `submit_job(&store, request, job)` and `complete_job(&store, completion)`: the whole
+///   [`Jobs::submit_job`](souk_core::store::jobs::Jobs::submit_job) and
+///   [`Jobs::complete_job`](souk_core::store::jobs::Jobs::complete_job), the generated transactional
+///   ones or the backend's own (SQLite group-commits them).
 macro_rules! impl_jobs {
     (
         store: $store:ident,
@@ -29,7 +38,9 @@ macro_rules! impl_jobs {
         read: $read:ident,
         write: $write:ident,
         begin: $begin:ident,
-        claim_jobs: $claim:ident $(,)?
+        claim_jobs: $claim:ident,
+        submit_job: $submit:ident,
+        complete_job: $complete:ident $(,)?
     ) => {
         mod shared {
             use super::*;
@@ -45,31 +56,7 @@ macro_rules! impl_jobs {
             #[async_trait]
             impl Jobs for $store {
                 async fn submit_job(&self, request: &ReserveRequest, job: &NewJob) -> Result<ReserveOutcome, StoreError> {
-                    let mut tx = self.$begin().await?;
-                    let outcome = reserve_in(&mut tx, request, job.answer.as_deref()).await?;
-                    let ReserveOutcome::Reserved { package_id } = &outcome else {
-                        tx.rollback().await.map_err(from_sqlx)?;
-                        return Ok(outcome);
-                    };
-                    sqlx::query(&format!(
-                        "INSERT INTO jobs ({JOB_COLUMNS}) VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, NULL, NULL, $10, NULL, NULL, $9, NULL)"
-                    ))
-                    .bind(&request.request_id)
-                    .bind(&request.caller_appid)
-                    .bind(&request.payer_appid)
-                    .bind(&job.openid)
-                    .bind(&request.service_id)
-                    .bind(&request.api)
-                    .bind(package_id)
-                    .bind(&job.body)
-                    .bind(request.now_ms)
-                    .bind(job.deadline_ms)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(from_sqlx)?;
-                    tx.commit().await.map_err(from_sqlx)?;
-                    Ok(outcome)
+                    $submit(self, request, job).await
                 }
 
                 async fn claim_jobs(&self, now_ms: i64, lease_ms: i64, limit: u32, owner: &str) -> Result<Vec<Job>, StoreError> {
@@ -110,31 +97,7 @@ macro_rules! impl_jobs {
                 }
 
                 async fn complete_job(&self, completion: &JobCompletion) -> Result<bool, StoreError> {
-                    let state = if completion.succeeded {
-                        JobState::Succeeded
-                    } else {
-                        JobState::Failed
-                    };
-                    let mut tx = self.$begin().await?;
-                    let finished = sqlx::query(
-                        "UPDATE jobs SET state = $2, result = $3, finished_at_ms = $4, lease_owner = NULL, lease_until_ms = NULL \
-                         WHERE request_id = $1 AND state IN ('pending', 'waiting')",
-                    )
-                    .bind(&completion.request_id)
-                    .bind(state.as_str())
-                    .bind(&completion.result)
-                    .bind(completion.now_ms)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(from_sqlx)?
-                    .rows_affected();
-                    if finished == 0 {
-                        tx.rollback().await.map_err(from_sqlx)?;
-                        return Ok(false);
-                    }
-                    settle_in(&mut tx, &completion.request_id, completion.succeeded, completion.now_ms).await?;
-                    tx.commit().await.map_err(from_sqlx)?;
-                    Ok(true)
+                    $complete(self, completion).await
                 }
 
                 async fn get_job(&self, request_id: &str) -> Result<Option<Job>, StoreError> {
@@ -177,6 +140,70 @@ macro_rules! impl_jobs {
                         .map_err(from_sqlx)?;
                     Ok(done.rows_affected())
                 }
+            }
+
+            /// [`Jobs::submit_job`] as one transaction of its own.
+            #[allow(dead_code)] // A backend that group-commits submissions has no use for it.
+            pub(crate) async fn submit_in_transaction(
+                store: &$store,
+                request: &ReserveRequest,
+                job: &NewJob,
+            ) -> Result<ReserveOutcome, StoreError> {
+                let mut tx = store.$begin().await?;
+                let outcome = reserve_in(&mut tx, request, job.answer.as_deref()).await?;
+                let ReserveOutcome::Reserved { package_id } = &outcome else {
+                    tx.rollback().await.map_err(from_sqlx)?;
+                    return Ok(outcome);
+                };
+                sqlx::query(&format!(
+                    "INSERT INTO jobs ({JOB_COLUMNS}) VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, NULL, NULL, $10, NULL, NULL, $9, NULL)"
+                ))
+                .bind(&request.request_id)
+                .bind(&request.caller_appid)
+                .bind(&request.payer_appid)
+                .bind(&job.openid)
+                .bind(&request.service_id)
+                .bind(&request.api)
+                .bind(package_id)
+                .bind(&job.body)
+                .bind(request.now_ms)
+                .bind(job.deadline_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+                tx.commit().await.map_err(from_sqlx)?;
+                Ok(outcome)
+            }
+
+            /// [`Jobs::complete_job`] as one transaction of its own.
+            #[allow(dead_code)] // A backend that group-commits completions has no use for it.
+            pub(crate) async fn complete_in_transaction(store: &$store, completion: &JobCompletion) -> Result<bool, StoreError> {
+                let state = if completion.succeeded {
+                    JobState::Succeeded
+                } else {
+                    JobState::Failed
+                };
+                let mut tx = store.$begin().await?;
+                let finished = sqlx::query(
+                    "UPDATE jobs SET state = $2, result = $3, finished_at_ms = $4, lease_owner = NULL, lease_until_ms = NULL \
+                     WHERE request_id = $1 AND state IN ('pending', 'waiting')",
+                )
+                .bind(&completion.request_id)
+                .bind(state.as_str())
+                .bind(&completion.result)
+                .bind(completion.now_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?
+                .rows_affected();
+                if finished == 0 {
+                    tx.rollback().await.map_err(from_sqlx)?;
+                    return Ok(false);
+                }
+                settle_in(&mut tx, &completion.request_id, completion.succeeded, completion.now_ms).await?;
+                tx.commit().await.map_err(from_sqlx)?;
+                Ok(true)
             }
 
             /// Runs `claim` (a statement leasing due jobs, parameters `$1` now, `$2` lease length, `$3` owner,

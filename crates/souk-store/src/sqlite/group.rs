@@ -38,11 +38,13 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use souk_core::model::{ChargeState, IdempotencyRecord, ReserveOutcome, ReserveRequest, Settlement};
+use souk_core::store::jobs::{JobCompletion, JobState, NewJob};
 use souk_core::store::StoreError;
 use sqlx::SqlitePool;
 use tokio::sync::oneshot;
 
 use super::from_sqlx;
+use crate::job_rows::JOB_COLUMNS;
 use crate::rows::{self, CHARGE_COLUMNS};
 
 /// The most operations one transaction takes; the rest wait for the next one.
@@ -57,6 +59,10 @@ const CANDIDATES: i64 = 16;
 enum Op {
     Reserve(ReserveRequest),
     Settle(Settlement),
+    /// An async submission: the reservation and the job ([`souk_core::store::jobs::Jobs::submit_job`]).
+    Submit(ReserveRequest, NewJob),
+    /// A job's end and its settlement ([`souk_core::store::jobs::Jobs::complete_job`]).
+    Complete(JobCompletion),
 }
 
 /// Its answer.
@@ -92,6 +98,30 @@ impl GroupCommit {
         match self.submit(writer, Op::Settle(settlement.clone())).await? {
             Done::Settled(settled) => Ok(settled),
             Done::Reserved(_) => Err(StoreError::Internal("a settlement was answered as a reservation".into())),
+        }
+    }
+
+    /// [`souk_core::store::jobs::Jobs::submit_job`], batched.
+    pub(crate) async fn submit_job(
+        self: &Arc<Self>,
+        writer: &SqlitePool,
+        request: &ReserveRequest,
+        job: &NewJob,
+    ) -> Result<ReserveOutcome, StoreError> {
+        if request.units < 0 {
+            return Err(StoreError::Internal("cannot reserve a negative number of units".into()));
+        }
+        match self.submit(writer, Op::Submit(request.clone(), job.clone())).await? {
+            Done::Reserved(outcome) => Ok(outcome),
+            Done::Settled(_) => Err(StoreError::Internal("a submission was answered as a settlement".into())),
+        }
+    }
+
+    /// [`souk_core::store::jobs::Jobs::complete_job`], batched.
+    pub(crate) async fn complete_job(self: &Arc<Self>, writer: &SqlitePool, completion: &JobCompletion) -> Result<bool, StoreError> {
+        match self.submit(writer, Op::Complete(completion.clone())).await? {
+            Done::Settled(finished) => Ok(finished),
+            Done::Reserved(_) => Err(StoreError::Internal("a job's completion was answered as a reservation".into())),
         }
     }
 
@@ -256,20 +286,31 @@ fn run_batch(db: &Connection, batch: Vec<(Op, Reply)>) {
 /// operation touches into a statement journal, which cost more than the operations themselves.
 fn run_one(db: &Connection, op: &Op) -> Result<Done, StoreError> {
     match op {
-        Op::Reserve(request) => reserve(db, request).map(Done::Reserved),
+        Op::Reserve(request) => reserve(db, request, None).map(Done::Reserved),
         Op::Settle(settlement) => settle(db, settlement).map(Done::Settled),
+        Op::Submit(request, job) => submit_job(db, request, job).map(Done::Reserved),
+        Op::Complete(completion) => complete_job(db, completion).map(Done::Settled),
     }
 }
 
-/// The body of a reservation (the same steps as `shared::ledger::reserve_in`).
-fn reserve(db: &Connection, request: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
+/// The body of a reservation (the same steps as `shared::ledger::reserve_in`), its idempotency
+/// claim keeping `answer` at once.
+fn reserve(db: &Connection, request: &ReserveRequest, answer: Option<&str>) -> Result<ReserveOutcome, StoreError> {
     if let Some(client_msg_id) = &request.client_msg_id {
         let claimed = db
             .prepare_cached(
                 "INSERT INTO idempotency (caller_appid, client_msg_id, request_id, answer, created_at_ms) \
-                 VALUES (?1, ?2, ?3, NULL, ?4) ON CONFLICT (caller_appid, client_msg_id) DO NOTHING",
+                 VALUES (?1, ?2, ?3, ?5, ?4) ON CONFLICT (caller_appid, client_msg_id) DO NOTHING",
             )
-            .and_then(|mut insert| insert.execute(params![request.caller_appid, client_msg_id, request.request_id, request.now_ms]))
+            .and_then(|mut insert| {
+                insert.execute(params![
+                    request.caller_appid,
+                    client_msg_id,
+                    request.request_id,
+                    request.now_ms,
+                    answer
+                ])
+            })
             .map_err(from_rusqlite)?;
         if claimed == 0 {
             let first = db
@@ -318,6 +359,77 @@ fn reserve(db: &Connection, request: &ReserveRequest) -> Result<ReserveOutcome, 
             Err(failure)
         }
     }
+}
+
+/// The body of an async submission (the same steps as `shared::jobs`'s `submit_job`): the
+/// reservation, its claim keeping the "accepted" answer, and the job, pending and due now. A job that
+/// cannot be inserted undoes the reservation, so the submission keeps nothing.
+fn submit_job(db: &Connection, request: &ReserveRequest, job: &NewJob) -> Result<ReserveOutcome, StoreError> {
+    let outcome = reserve(db, request, job.answer.as_deref())?;
+    let ReserveOutcome::Reserved { package_id } = &outcome else {
+        return Ok(outcome);
+    };
+    let inserted = db
+        .prepare_cached(&format!(
+            "INSERT INTO jobs ({JOB_COLUMNS}) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', 0, ?9, NULL, NULL, ?10, NULL, NULL, ?9, NULL)"
+        ))
+        .and_then(|mut insert| {
+            insert.execute(params![
+                request.request_id,
+                request.caller_appid,
+                request.payer_appid,
+                job.openid,
+                request.service_id,
+                request.api,
+                package_id,
+                job.body,
+                request.now_ms,
+                job.deadline_ms,
+            ])
+        })
+        .map_err(from_rusqlite);
+    match inserted {
+        Ok(_) => Ok(outcome),
+        Err(failure) => {
+            db.prepare_cached("DELETE FROM charges WHERE request_id = ?1 AND state = 'reserved'")
+                .and_then(|mut delete| delete.execute(params![request.request_id]))
+                .map_err(from_rusqlite)?;
+            db.prepare_cached("UPDATE packages SET units_left = units_left + ?2 WHERE package_id = ?1")
+                .and_then(|mut update| update.execute(params![package_id, request.units]))
+                .map_err(from_rusqlite)?;
+            forget_claim(db, request)?;
+            Err(failure)
+        }
+    }
+}
+
+/// The body of a job's completion (the same steps as `shared::jobs`'s `complete_job`): finishes a
+/// job still `pending` or `waiting` and settles its units; a job already finished changes nothing.
+fn complete_job(db: &Connection, completion: &JobCompletion) -> Result<bool, StoreError> {
+    let state = if completion.succeeded {
+        JobState::Succeeded
+    } else {
+        JobState::Failed
+    };
+    let finished = db
+        .prepare_cached(
+            "UPDATE jobs SET state = ?2, result = ?3, finished_at_ms = ?4, lease_owner = NULL, lease_until_ms = NULL \
+             WHERE request_id = ?1 AND state IN ('pending', 'waiting')",
+        )
+        .and_then(|mut update| update.execute(params![completion.request_id, state.as_str(), completion.result, completion.now_ms]))
+        .map_err(from_rusqlite)?;
+    if finished == 0 {
+        return Ok(false);
+    }
+    let settlement = Settlement {
+        request_id: completion.request_id.clone(),
+        commit: completion.succeeded,
+        now_ms: completion.now_ms,
+        answer: None,
+    };
+    settle(db, &settlement)?;
+    Ok(true)
 }
 
 /// Undoes this request's idempotency claim, if it made one.

@@ -1,9 +1,11 @@
 //! Async long tasks on SQLite: the shared statements ([`crate::shared::jobs`]), every write one
 //! statement or one `BEGIN IMMEDIATE` transaction on the single writer connection, so claims never
 //! race; the state and lease conditions in each statement would keep completion exactly-once even
-//! without that serialization.
+//! without that serialization. Submissions and completions, one per call, are group-committed with
+//! the ledger's writes ([`super::group`]).
 
-use souk_core::store::jobs::Job;
+use souk_core::model::{ReserveOutcome, ReserveRequest};
+use souk_core::store::jobs::{Job, JobCompletion, NewJob};
 use souk_core::store::StoreError;
 
 use super::ledger::{reserve_in, settle_in};
@@ -19,6 +21,19 @@ crate::shared::jobs::impl_jobs! {
     write: writer,
     begin: begin_write,
     claim_jobs: claim_jobs,
+    submit_job: grouped_submit,
+    complete_job: grouped_complete,
+}
+
+/// Hook of [`crate::shared::jobs`]: submissions are group-committed with the ledger's writes
+/// ([`super::group`]).
+async fn grouped_submit(store: &SqliteStore, request: &ReserveRequest, job: &NewJob) -> Result<ReserveOutcome, StoreError> {
+    store.group.submit_job(&store.writer, request, job).await
+}
+
+/// Hook of [`crate::shared::jobs`]: completions are group-committed with the ledger's writes.
+async fn grouped_complete(store: &SqliteStore, completion: &JobCompletion) -> Result<bool, StoreError> {
+    store.group.complete_job(&store.writer, completion).await
 }
 
 /// Hook of [`crate::shared::jobs`], [`Jobs::claim_jobs`](souk_core::store::jobs::Jobs::claim_jobs):
