@@ -22,6 +22,12 @@ pub async fn tokens_issue_and_supersede(store: Store) {
         store.issue_token(&s1, Supersede::Nothing, None).await,
         Err(StoreError::AlreadyExists)
     );
+    // A hash stored already is refused before anything is superseded.
+    assert_eq!(
+        store.issue_token(&s1, Supersede::Overlap { dies_at_ms: 1_500 }, None).await,
+        Err(StoreError::AlreadyExists)
+    );
+    assert_eq!(store.current_token(APP_A, TokenKind::Stable).await.unwrap(), Some(s1.clone()));
 
     // Overlap ending before the old token's expiry.
     let s2 = token("s2", APP_A, TokenKind::Stable, 2_000);

@@ -26,6 +26,8 @@ crate::shared::tokens::impl_tokens! {
     lock_rotation: lock_rotation,
     kill_tokens: kill_tokens,
     read_force_refresh: read_force_refresh,
+    // The generated transactional one.
+    issue_token: issue_in_transaction,
 }
 
 fn rotation_key(appid: &str, kind: TokenKind) -> String {

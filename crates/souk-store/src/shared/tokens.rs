@@ -3,7 +3,7 @@
 
 /// Expands [`Tokens`](souk_core::store::Tokens) for a backend store (common parameters: see
 /// [`crate::shared`]), with `supersede_all`, `pub(crate)` in the generated module: the statement
-/// killing every live token of an app and kind, on any executor.
+/// killing every live token of an app and kind, on any executor; and `issue_in_transaction`.
 ///
 /// Knobs, the SQL spelling of what differs: `sql_true` and `sql_false`, the literals compared with
 /// the boolean `superseded` column; `least`, the function answering the smaller of two values; and
@@ -17,7 +17,10 @@
 /// - `read_force_refresh(tx, appid, day) -> Result<Option<(i64, i64, Option<i64>)>, StoreError>`:
 ///   the app's `(day, count, last_at_ms)`, kept from concurrent writers until commit;
 /// - `kill_tokens(&store, appid, kind, now_ms) -> Result<u64, StoreError>`: the whole
-///   [`Tokens::kill_tokens`](souk_core::store::Tokens::kill_tokens).
+///   [`Tokens::kill_tokens`](souk_core::store::Tokens::kill_tokens);
+/// - `issue_token(&store, token, supersede, expect_current) -> Result<bool, StoreError>`: the whole
+///   [`Tokens::issue_token`](souk_core::store::Tokens::issue_token), the generated
+///   `issue_in_transaction` (one transaction of its own) or the backend's own (SQLite group-commits it).
 macro_rules! impl_tokens {
     (
         store: $store:ident,
@@ -31,7 +34,8 @@ macro_rules! impl_tokens {
         save_force_refresh: $save_force_refresh:literal,
         lock_rotation: $lock_rotation:ident,
         kill_tokens: $kill_tokens:ident,
-        read_force_refresh: $read_force_refresh:ident $(,)?
+        read_force_refresh: $read_force_refresh:ident,
+        issue_token: $issue:ident $(,)?
     ) => {
         mod shared {
             use super::*;
@@ -49,55 +53,7 @@ macro_rules! impl_tokens {
                     supersede: Supersede,
                     expect_current: Option<Option<&str>>,
                 ) -> Result<bool, StoreError> {
-                    let mut tx = self.$begin().await?;
-                    $lock_rotation(&mut tx, &token.appid, token.kind).await?;
-                    if let Some(expected) = expect_current {
-                        let current: Option<String> = sqlx::query_scalar(concat!(
-                            "SELECT token_hash FROM tokens WHERE appid = $1 AND kind = $2 AND superseded = ",
-                            $false,
-                            " ORDER BY issued_at_ms DESC, token_hash DESC LIMIT 1"
-                        ))
-                        .bind(&token.appid)
-                        .bind(token.kind.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(from_sqlx)?;
-                        if current.as_deref() != expected {
-                            return Ok(false);
-                        }
-                    }
-                    if let Supersede::Overlap { dies_at_ms } = supersede {
-                        sqlx::query(concat!(
-                            "UPDATE tokens SET superseded = ",
-                            $true,
-                            ", dies_at_ms = ",
-                            $least,
-                            "($3, expires_at_ms) WHERE appid = $1 AND kind = $2 AND superseded = ",
-                            $false
-                        ))
-                        .bind(&token.appid)
-                        .bind(token.kind.as_str())
-                        .bind(dies_at_ms)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(from_sqlx)?;
-                    }
-                    sqlx::query(&format!(
-                        "INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                    ))
-                    .bind(&token.token_hash)
-                    .bind(&token.appid)
-                    .bind(token.kind.as_str())
-                    .bind(&token.plaintext)
-                    .bind(token.issued_at_ms)
-                    .bind(token.expires_at_ms)
-                    .bind(token.superseded)
-                    .bind(token.dies_at_ms)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(from_sqlx)?;
-                    tx.commit().await.map_err(from_sqlx)?;
-                    Ok(true)
+                    $issue(self, token, supersede, expect_current).await
                 }
 
                 async fn find_token(&self, token_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
@@ -161,6 +117,65 @@ macro_rules! impl_tokens {
                         .map_err(from_sqlx)?;
                     Ok(done.rows_affected())
                 }
+            }
+
+            /// [`Tokens::issue_token`] as one transaction of its own.
+            #[allow(dead_code)] // A backend that group-commits token issues has no use for it.
+            pub(crate) async fn issue_in_transaction(
+                store: &$store,
+                token: &TokenRecord,
+                supersede: Supersede,
+                expect_current: Option<Option<&str>>,
+            ) -> Result<bool, StoreError> {
+                let mut tx = store.$begin().await?;
+                $lock_rotation(&mut tx, &token.appid, token.kind).await?;
+                if let Some(expected) = expect_current {
+                    let current: Option<String> = sqlx::query_scalar(concat!(
+                        "SELECT token_hash FROM tokens WHERE appid = $1 AND kind = $2 AND superseded = ",
+                        $false,
+                        " ORDER BY issued_at_ms DESC, token_hash DESC LIMIT 1"
+                    ))
+                    .bind(&token.appid)
+                    .bind(token.kind.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                    if current.as_deref() != expected {
+                        return Ok(false);
+                    }
+                }
+                if let Supersede::Overlap { dies_at_ms } = supersede {
+                    sqlx::query(concat!(
+                        "UPDATE tokens SET superseded = ",
+                        $true,
+                        ", dies_at_ms = ",
+                        $least,
+                        "($3, expires_at_ms) WHERE appid = $1 AND kind = $2 AND superseded = ",
+                        $false
+                    ))
+                    .bind(&token.appid)
+                    .bind(token.kind.as_str())
+                    .bind(dies_at_ms)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                }
+                sqlx::query(&format!(
+                    "INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                ))
+                .bind(&token.token_hash)
+                .bind(&token.appid)
+                .bind(token.kind.as_str())
+                .bind(&token.plaintext)
+                .bind(token.issued_at_ms)
+                .bind(token.expires_at_ms)
+                .bind(token.superseded)
+                .bind(token.dies_at_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+                tx.commit().await.map_err(from_sqlx)?;
+                Ok(true)
             }
 
             /// Kills every token of `appid` and `kind` still alive at `now_ms` (superseded, dying

@@ -1,5 +1,6 @@
 //! Group commit of the hot path's ledger writes on SQLite: reservations and settlements of
-//! concurrent calls are queued, and a leader task takes every queued operation and runs them all in
+//! concurrent calls, async submissions and job completions (each a reservation or settlement
+//! with its job's row), and access-token issues are queued, and a leader task takes every queued operation and runs them all in
 //! **one** `BEGIN IMMEDIATE` transaction on the writer connection, then hands each caller its own
 //! answer.
 //!
@@ -14,7 +15,7 @@
 //! The leader is a task of its own, started by the first operation that finds none running. It
 //! keeps the writer for a term: batch after batch while operations keep coming, yielding between
 //! them so that callers can queue more, for at most [`MAX_TERM`], so the other writers (the call log,
-//! tokens, jobs) wait for the writer at most that long. Holding the writer across batches saves each
+//! job claims, housekeeping) wait for the writer at most that long. Holding the writer across batches saves each
 //! batch taking the connection from the pool, locking its handle and the ping sqlx sends when a
 //! connection comes back (two hand-offs to sqlx's worker thread), and lets rusqlite's statement cache
 //! live for the whole term instead of preparing every statement again for each batch. The cache
@@ -37,7 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
-use souk_core::model::{ChargeState, IdempotencyRecord, ReserveOutcome, ReserveRequest, Settlement};
+use souk_core::model::{ChargeState, IdempotencyRecord, ReserveOutcome, ReserveRequest, Settlement, Supersede, TokenRecord};
 use souk_core::store::jobs::{JobCompletion, JobState, NewJob};
 use souk_core::store::StoreError;
 use sqlx::SqlitePool;
@@ -45,7 +46,7 @@ use tokio::sync::oneshot;
 
 use super::from_sqlx;
 use crate::job_rows::JOB_COLUMNS;
-use crate::rows::{self, CHARGE_COLUMNS};
+use crate::rows::{self, CHARGE_COLUMNS, TOKEN_COLUMNS};
 
 /// The most operations one transaction takes; the rest wait for the next one.
 const MAX_BATCH: usize = 512;
@@ -63,6 +64,8 @@ enum Op {
     Submit(ReserveRequest, NewJob),
     /// A job's end and its settlement ([`souk_core::store::jobs::Jobs::complete_job`]).
     Complete(JobCompletion),
+    /// A new access token ([`souk_core::store::Tokens::issue_token`]).
+    IssueToken(TokenRecord, Supersede, Option<Option<String>>),
 }
 
 /// Its answer.
@@ -122,6 +125,24 @@ impl GroupCommit {
         match self.submit(writer, Op::Complete(completion.clone())).await? {
             Done::Settled(finished) => Ok(finished),
             Done::Reserved(_) => Err(StoreError::Internal("a job's completion was answered as a reservation".into())),
+        }
+    }
+
+    /// [`souk_core::store::Tokens::issue_token`], batched.
+    pub(crate) async fn issue_token(
+        self: &Arc<Self>,
+        writer: &SqlitePool,
+        token: &TokenRecord,
+        supersede: Supersede,
+        expect_current: Option<Option<&str>>,
+    ) -> Result<bool, StoreError> {
+        let expect_current = expect_current.map(|current| current.map(str::to_owned));
+        match self
+            .submit(writer, Op::IssueToken(token.clone(), supersede, expect_current))
+            .await?
+        {
+            Done::Settled(issued) => Ok(issued),
+            Done::Reserved(_) => Err(StoreError::Internal("a token issue was answered as a reservation".into())),
         }
     }
 
@@ -290,6 +311,9 @@ fn run_one(db: &Connection, op: &Op) -> Result<Done, StoreError> {
         Op::Settle(settlement) => settle(db, settlement).map(Done::Settled),
         Op::Submit(request, job) => submit_job(db, request, job).map(Done::Reserved),
         Op::Complete(completion) => complete_job(db, completion).map(Done::Settled),
+        Op::IssueToken(token, supersede, expect_current) => {
+            issue_token(db, token, *supersede, expect_current.as_ref().map(Option::as_deref)).map(Done::Settled)
+        }
     }
 }
 
@@ -429,6 +453,67 @@ fn complete_job(db: &Connection, completion: &JobCompletion) -> Result<bool, Sto
         answer: None,
     };
     settle(db, &settlement)?;
+    Ok(true)
+}
+
+/// The body of a token issue (the same steps as `shared::tokens`'s `issue_in_transaction`): when
+/// `expect_current` is given, issues only if the app's current token of that kind is the one
+/// expected; supersedes the live ones as asked; inserts the new one. A refusal (`false`, or a token
+/// hash stored already) writes nothing. Every write runs on the single writer, so rotations serialize without a lock.
+fn issue_token(
+    db: &Connection,
+    token: &TokenRecord,
+    supersede: Supersede,
+    expect_current: Option<Option<&str>>,
+) -> Result<bool, StoreError> {
+    // The one way the insert below could fail on its own: checked first, so nothing is written.
+    let taken = db
+        .prepare_cached("SELECT 1 FROM tokens WHERE token_hash = ?1")
+        .and_then(|mut select| select.exists(params![token.token_hash]))
+        .map_err(from_rusqlite)?;
+    if taken {
+        return Err(StoreError::AlreadyExists);
+    }
+    if let Some(expected) = expect_current {
+        let current: Option<String> = db
+            .prepare_cached(
+                "SELECT token_hash FROM tokens WHERE appid = ?1 AND kind = ?2 AND superseded = 0 \
+                 ORDER BY issued_at_ms DESC, token_hash DESC LIMIT 1",
+            )
+            .and_then(|mut select| {
+                select
+                    .query_row(params![token.appid, token.kind.as_str()], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(from_rusqlite)?;
+        if current.as_deref() != expected {
+            return Ok(false);
+        }
+    }
+    if let Supersede::Overlap { dies_at_ms } = supersede {
+        db.prepare_cached(
+            "UPDATE tokens SET superseded = 1, dies_at_ms = MIN(?3, expires_at_ms) \
+             WHERE appid = ?1 AND kind = ?2 AND superseded = 0",
+        )
+        .and_then(|mut update| update.execute(params![token.appid, token.kind.as_str(), dies_at_ms]))
+        .map_err(from_rusqlite)?;
+    }
+    db.prepare_cached(&format!(
+        "INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    ))
+    .and_then(|mut insert| {
+        insert.execute(params![
+            token.token_hash,
+            token.appid,
+            token.kind.as_str(),
+            token.plaintext,
+            token.issued_at_ms,
+            token.expires_at_ms,
+            token.superseded,
+            token.dies_at_ms,
+        ])
+    })
+    .map_err(from_rusqlite)?;
     Ok(true)
 }
 

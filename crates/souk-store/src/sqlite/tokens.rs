@@ -2,7 +2,7 @@
 //! ([`crate::shared::tokens`]). Every multi-step change runs in one `BEGIN IMMEDIATE` transaction
 //! on the single writer connection, so rotations serialize without a lock of their own.
 
-use souk_core::model::TokenKind;
+use souk_core::model::{Supersede, TokenKind, TokenRecord};
 use souk_core::store::StoreError;
 use sqlx::{Sqlite, Transaction};
 
@@ -26,6 +26,18 @@ crate::shared::tokens::impl_tokens! {
     lock_rotation: lock_rotation,
     kill_tokens: kill_tokens,
     read_force_refresh: read_force_refresh,
+    issue_token: grouped_issue,
+}
+
+/// Hook of [`crate::shared::tokens`]: token issues are group-committed with the ledger's writes
+/// ([`super::group`]).
+async fn grouped_issue(
+    store: &SqliteStore,
+    token: &TokenRecord,
+    supersede: Supersede,
+    expect_current: Option<Option<&str>>,
+) -> Result<bool, StoreError> {
+    store.group.issue_token(&store.writer, token, supersede, expect_current).await
 }
 
 /// Hook of [`crate::shared::tokens`]: nothing to lock, `BEGIN IMMEDIATE` already serializes
