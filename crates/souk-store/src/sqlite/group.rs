@@ -170,9 +170,10 @@ impl GroupCommit {
     /// so it looks once more after giving up, and leads on if it can take the flag back.
     ///
     /// If the task dies instead (a panic, the runtime shutting down), [`LeaderGone`] gives the lead
-    /// up, so that the next operation starts a new leader rather than waiting for this one forever.
+    /// up, so that the next operation starts a new leader, and answers what is queued with an error
+    /// rather than leaving it to wait for that next operation.
     async fn lead(&self, writer: &SqlitePool) {
-        let gone = LeaderGone(&self.leading);
+        let gone = LeaderGone(self);
         loop {
             self.term(writer).await;
             self.leading.store(false, Ordering::SeqCst);
@@ -236,11 +237,17 @@ impl GroupCommit {
 }
 
 /// Gives the lead up when the leader's task ends without doing so itself.
-struct LeaderGone<'a>(&'a AtomicBool);
+struct LeaderGone<'a>(&'a GroupCommit);
 
 impl Drop for LeaderGone<'_> {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
+        // The lead first: an operation queued from here on starts a leader of its own (and may
+        // lose a race with the answer below, which is an error, never a wait).
+        self.0.leading.store(false, Ordering::SeqCst);
+        let failure = StoreError::Internal(
+            "the ledger's writer task stopped (a panic or shutdown) before running this operation; nothing of it was written".into(),
+        );
+        self.0.fail_queued(&failure);
     }
 }
 
@@ -628,5 +635,42 @@ fn from_rusqlite(err: rusqlite::Error) -> StoreError {
             _ => StoreError::Internal(format!("sqlite: {err}")),
         },
         _ => StoreError::Internal(format!("sqlite: {err}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settlement(request_id: &str) -> Op {
+        Op::Settle(Settlement {
+            request_id: request_id.to_owned(),
+            commit: true,
+            now_ms: 1,
+            answer: None,
+        })
+    }
+
+    /// A leader task that dies gives the lead up and answers every queued operation at once with
+    /// an error, instead of leaving them for the next operation's leader.
+    #[tokio::test]
+    async fn a_dead_leader_answers_what_is_queued() {
+        let group = GroupCommit::default();
+        group.leading.store(true, Ordering::SeqCst);
+        let mut answers = Vec::new();
+        for request_id in ["r1", "r2"] {
+            let (reply, answer) = oneshot::channel();
+            group.lock_queue().push_back((settlement(request_id), reply));
+            answers.push(answer);
+        }
+        drop(LeaderGone(&group));
+        assert!(!group.leading.load(Ordering::SeqCst), "the lead is given up");
+        assert!(group.lock_queue().is_empty());
+        for answer in answers {
+            match answer.await {
+                Ok(Err(StoreError::Internal(message))) => assert!(message.contains("nothing of it was written"), "{message}"),
+                other => panic!("expected the dead leader's error, got {other:?}"),
+            }
+        }
     }
 }
