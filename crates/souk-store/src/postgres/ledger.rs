@@ -206,7 +206,7 @@ enum Batched {
 /// Reserves through the node's batch (see [`run_batches`], [`reserve_batch`]); what the batch does
 /// not reserve, the transaction of [`reserve_own_tx`] decides, with its rounds and its explanation
 /// of a refusal.
-async fn reserve_batched(store: &PgStore, request: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
+pub(super) async fn reserve_batched(store: &PgStore, request: &ReserveRequest) -> Result<ReserveOutcome, StoreError> {
     if request.units >= 0 {
         let wait = store.batches.reply_wait;
         match through_batch(&store.batches.reservations, request.clone(), wait, "reservation").await? {
