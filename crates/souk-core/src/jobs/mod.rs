@@ -3,8 +3,9 @@
 //!
 //! The life of a job:
 //! 1. **Submission** ([`Souk::invoke_service`] with `async: true`): after the same checks as a sync call,
-//!    one store transaction reserves the API's price and inserts the job (`Jobs::submit_job`); only then
-//!    does the caller get its `request_id`. A process killed at any moment loses no accepted job.
+//!    the store reserves the API's price and inserts the job (`Jobs::submit_job`); only then does the
+//!    caller get its `request_id`. A process killed at any moment loses no accepted job (a reservation
+//!    it leaves without a job is released by the reaper).
 //! 2. **Work**: a bounded pool ([`worker`]) claims due jobs under a lease, renewed while the provider
 //!    call runs, and sends the signed request (`async=1`, the job's `request_id` on every attempt). An
 //!    envelope finishes the job; HTTP 202 parks it until the provider posts the result; a transport

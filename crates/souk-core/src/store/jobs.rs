@@ -151,9 +151,11 @@ pub struct JobFilter {
 /// Async long tasks, durable.
 #[async_trait]
 pub trait Jobs: Send + Sync {
-    /// In one transaction: what [`super::Ledger::reserve`] does (with `job.answer` kept as the
-    /// `client_msg_id`'s answer at once) and, when the units are reserved, inserts the job as
-    /// [`JobState::Pending`], due now. Any other outcome writes nothing.
+    /// What [`super::Ledger::reserve`] does (with `job.answer` kept as the `client_msg_id`'s answer)
+    /// and, when the units are reserved, inserts the job as [`JobState::Pending`], due now. Any other
+    /// outcome writes nothing. `Reserved` is answered only once the job is stored. One transaction on
+    /// SQLite; on PostgreSQL the reservation goes through the node's batches first, and a reservation
+    /// left without its job (a crash in between) is released by the reaper, as no job keeps it.
     async fn submit_job(&self, request: &ReserveRequest, job: &NewJob) -> Result<ReserveOutcome, StoreError>;
     /// Claims up to `limit` jobs that are unfinished, due (`due_at_ms <= now_ms`) and not leased
     /// (no lease, or one that ran out), soonest due first: each gets `owner`'s lease until
