@@ -1,8 +1,8 @@
 //! Group commit of the hot path's ledger writes on SQLite: reservations and settlements of
-//! concurrent calls, async submissions and job completions (each a reservation or settlement
-//! with its job's row), and access-token issues are queued, and a leader task takes every queued operation and runs them all in
-//! **one** `BEGIN IMMEDIATE` transaction on the writer connection, then hands each caller its own
-//! answer.
+//! concurrent calls, async submissions and job completions (each a reservation or settlement with
+//! its job's row), and access-token issues are queued, and a leader task takes every queued
+//! operation and runs them all in **one** `BEGIN IMMEDIATE` transaction on the writer connection,
+//! then hands each caller its own answer.
 //!
 //! Why: through sqlx, every statement is a round trip to the connection's worker thread, and a call
 //! made about ten of them (two transactions) on the single writer; that thread hand-off, not SQLite,
@@ -15,18 +15,20 @@
 //! The leader is a task of its own, started by the first operation that finds none running. It
 //! keeps the writer for a term: batch after batch while operations keep coming, yielding between
 //! them so that callers can queue more, for at most [`MAX_TERM`], so the other writers (the call log,
-//! job claims, housekeeping) wait for the writer at most that long. Holding the writer across batches saves each
-//! batch taking the connection from the pool, locking its handle and the ping sqlx sends when a
-//! connection comes back (two hand-offs to sqlx's worker thread), and lets rusqlite's statement cache
-//! live for the whole term instead of preparing every statement again for each batch. The cache
-//! goes before the handle goes back to sqlx, which would refuse to close a connection with statements
-//! still open.
+//! job claims, housekeeping) wait for the writer at most that long. Holding the writer across
+//! batches saves each batch taking the connection from the pool, locking its handle and the ping
+//! sqlx sends when a connection comes back (two hand-offs to sqlx's worker thread), and lets
+//! rusqlite's statement cache live for the whole term instead of preparing every statement again for
+//! each batch. The cache goes before the handle goes back to sqlx, which would refuse to close a
+//! connection with statements still open.
 //!
 //! Exactness is unchanged: the statements are the same conditional updates as
 //! [`crate::shared::ledger`]'s, run on the same single writer; a reservation that reserves nothing
 //! undoes its own idempotency claim (keeping nothing, exactly as its own rolled-back transaction did
-//! before); a settlement of an entry not `reserved` changes nothing. A batch that meets an unexpected
-//! error, or whose commit fails, answers every one of its operations with that error and keeps nothing.
+//! before); a submission whose job cannot be stored undoes its reservation; a token issue checks
+//! first what could refuse it; a settlement of an entry not `reserved` changes nothing. A batch
+//! that meets an unexpected error, or whose commit fails, answers every one of its operations with
+//! that error and keeps nothing.
 //!
 //! Cancellation: a batch runs synchronously from its `BEGIN` to its `COMMIT` (no await), in the
 //! leader's task, which no caller owns: a dropped caller cannot leave a batch half-done, and its
@@ -72,7 +74,8 @@ enum Op {
 #[derive(Debug)]
 enum Done {
     Reserved(ReserveOutcome),
-    Settled(bool),
+    /// A settlement, completion or token issue: whether it changed anything.
+    Applied(bool),
 }
 
 type Reply = oneshot::Sender<Result<Done, StoreError>>;
@@ -92,14 +95,14 @@ impl GroupCommit {
         }
         match self.submit(writer, Op::Reserve(request.clone())).await? {
             Done::Reserved(outcome) => Ok(outcome),
-            Done::Settled(_) => Err(StoreError::Internal("a reservation was answered as a settlement".into())),
+            Done::Applied(_) => Err(StoreError::Internal("a reservation was answered as a settlement or issue".into())),
         }
     }
 
     /// [`souk_core::store::Ledger::settle`], batched.
     pub(crate) async fn settle(self: &Arc<Self>, writer: &SqlitePool, settlement: &Settlement) -> Result<bool, StoreError> {
         match self.submit(writer, Op::Settle(settlement.clone())).await? {
-            Done::Settled(settled) => Ok(settled),
+            Done::Applied(settled) => Ok(settled),
             Done::Reserved(_) => Err(StoreError::Internal("a settlement was answered as a reservation".into())),
         }
     }
@@ -116,14 +119,14 @@ impl GroupCommit {
         }
         match self.submit(writer, Op::Submit(request.clone(), job.clone())).await? {
             Done::Reserved(outcome) => Ok(outcome),
-            Done::Settled(_) => Err(StoreError::Internal("a submission was answered as a settlement".into())),
+            Done::Applied(_) => Err(StoreError::Internal("a submission was answered as a settlement or issue".into())),
         }
     }
 
     /// [`souk_core::store::jobs::Jobs::complete_job`], batched.
     pub(crate) async fn complete_job(self: &Arc<Self>, writer: &SqlitePool, completion: &JobCompletion) -> Result<bool, StoreError> {
         match self.submit(writer, Op::Complete(completion.clone())).await? {
-            Done::Settled(finished) => Ok(finished),
+            Done::Applied(finished) => Ok(finished),
             Done::Reserved(_) => Err(StoreError::Internal("a job's completion was answered as a reservation".into())),
         }
     }
@@ -141,7 +144,7 @@ impl GroupCommit {
             .submit(writer, Op::IssueToken(token.clone(), supersede, expect_current))
             .await?
         {
-            Done::Settled(issued) => Ok(issued),
+            Done::Applied(issued) => Ok(issued),
             Done::Reserved(_) => Err(StoreError::Internal("a token issue was answered as a reservation".into())),
         }
     }
@@ -315,11 +318,11 @@ fn run_batch(db: &Connection, batch: Vec<(Op, Reply)>) {
 fn run_one(db: &Connection, op: &Op) -> Result<Done, StoreError> {
     match op {
         Op::Reserve(request) => reserve(db, request, None).map(Done::Reserved),
-        Op::Settle(settlement) => settle(db, settlement).map(Done::Settled),
+        Op::Settle(settlement) => settle(db, settlement).map(Done::Applied),
         Op::Submit(request, job) => submit_job(db, request, job).map(Done::Reserved),
-        Op::Complete(completion) => complete_job(db, completion).map(Done::Settled),
+        Op::Complete(completion) => complete_job(db, completion).map(Done::Applied),
         Op::IssueToken(token, supersede, expect_current) => {
-            issue_token(db, token, *supersede, expect_current.as_ref().map(Option::as_deref)).map(Done::Settled)
+            issue_token(db, token, *supersede, expect_current.as_ref().map(Option::as_deref)).map(Done::Applied)
         }
     }
 }
