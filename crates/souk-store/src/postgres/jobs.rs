@@ -20,7 +20,7 @@ use souk_core::model::{ReserveOutcome, ReserveRequest};
 use souk_core::store::jobs::{Job, NewJob};
 use souk_core::store::{Ledger, StoreError};
 
-use super::ledger::{reserve_batched, reserve_in, settle_in};
+use super::ledger::{reserve_batched, settle_in};
 use super::{from_sqlx, PgStore};
 use crate::job_rows::JOB_COLUMNS;
 use crate::shared::jobs::{DUE_JOBS, LEASE_JOBS};

@@ -41,8 +41,8 @@ use super::{from_sqlx, watched, xact_lock, PgStore};
 use crate::rows::IdempotencyRow;
 use crate::shared::ledger::{INSERT_IDEMPOTENCY, SELECT_IDEMPOTENCY};
 
+pub(super) use shared::settle_in;
 use shared::{bind_claim, release_stale, reserve_own_tx, return_units};
-pub(super) use shared::{reserve_in, settle_in};
 
 /// Attempts at claiming an idempotency key whose holder keeps vanishing (reaped between statements).
 const CLAIM_ATTEMPTS: usize = 8;

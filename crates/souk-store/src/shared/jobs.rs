@@ -17,20 +17,20 @@ pub(crate) const LEASE_JOBS: &str = "UPDATE jobs SET lease_owner = $3, lease_unt
 /// [`crate::shared`]), with `lease_due`, `pub(crate)` in the generated module: runs a claim
 /// statement and answers the leased jobs in due order.
 ///
-/// Expects the backend's ledger steps `reserve_in` and `settle_in` in scope of the invoking file.
+/// Expects the backend's ledger step `settle_in` in scope of the invoking file.
 ///
-/// Also `submit_in_transaction(&store, request, job)` and `complete_in_transaction(&store, completion)`,
-/// `pub(crate)` in the generated module: [`Jobs::submit_job`](souk_core::store::jobs::Jobs::submit_job)
-/// and [`Jobs::complete_job`](souk_core::store::jobs::Jobs::complete_job), each one transaction of its own.
+/// Also `complete_in_transaction(&store, completion)`, `pub(crate)` in the generated module:
+/// [`Jobs::complete_job`](souk_core::store::jobs::Jobs::complete_job) as one transaction of its own.
 ///
 /// Hooks, functions of the invoking file:
 /// - `claim_jobs(&store, now_ms, lease_ms, limit: u32, owner) -> Result<Vec<Job>, StoreError>`, the
 ///   whole [`Jobs::claim_jobs`](souk_core::store::jobs::Jobs::claim_jobs): how concurrent claimers are
 ///   kept from leasing the same job is the backend's;
-/// - `submit_job(&store, request, job)` and `complete_job(&store, completion)`: the whole
-///   [`Jobs::submit_job`](souk_core::store::jobs::Jobs::submit_job) and
-///   [`Jobs::complete_job`](souk_core::store::jobs::Jobs::complete_job), the generated transactional
-///   ones or the backend's own (SQLite group-commits them).
+/// - `submit_job(&store, request, job)`: the whole [`Jobs::submit_job`](souk_core::store::jobs::Jobs::submit_job),
+///   the backend's own (SQLite group-commits it with the reservation; PostgreSQL reserves through
+///   its batches, then inserts the job);
+/// - `complete_job(&store, completion)`: the whole [`Jobs::complete_job`](souk_core::store::jobs::Jobs::complete_job),
+///   the generated `complete_in_transaction` or the backend's own (SQLite group-commits it).
 macro_rules! impl_jobs {
     (
         store: $store:ident,
@@ -140,40 +140,6 @@ macro_rules! impl_jobs {
                         .map_err(from_sqlx)?;
                     Ok(done.rows_affected())
                 }
-            }
-
-            /// [`Jobs::submit_job`] as one transaction of its own.
-            #[allow(dead_code)] // A backend that group-commits submissions has no use for it.
-            pub(crate) async fn submit_in_transaction(
-                store: &$store,
-                request: &ReserveRequest,
-                job: &NewJob,
-            ) -> Result<ReserveOutcome, StoreError> {
-                let mut tx = store.$begin().await?;
-                let outcome = reserve_in(&mut tx, request, job.answer.as_deref()).await?;
-                let ReserveOutcome::Reserved { package_id } = &outcome else {
-                    tx.rollback().await.map_err(from_sqlx)?;
-                    return Ok(outcome);
-                };
-                sqlx::query(&format!(
-                    "INSERT INTO jobs ({JOB_COLUMNS}) VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, NULL, NULL, $10, NULL, NULL, $9, NULL)"
-                ))
-                .bind(&request.request_id)
-                .bind(&request.caller_appid)
-                .bind(&request.payer_appid)
-                .bind(&job.openid)
-                .bind(&request.service_id)
-                .bind(&request.api)
-                .bind(package_id)
-                .bind(&job.body)
-                .bind(request.now_ms)
-                .bind(job.deadline_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(from_sqlx)?;
-                tx.commit().await.map_err(from_sqlx)?;
-                Ok(outcome)
             }
 
             /// [`Jobs::complete_job`] as one transaction of its own.

@@ -8,7 +8,7 @@ use souk_core::model::{ReserveOutcome, ReserveRequest};
 use souk_core::store::jobs::{Job, JobCompletion, NewJob};
 use souk_core::store::StoreError;
 
-use super::ledger::{reserve_in, settle_in};
+use super::ledger::settle_in;
 use super::{from_sqlx, SqliteStore};
 use crate::job_rows::JOB_COLUMNS;
 use crate::shared::jobs::{DUE_JOBS, LEASE_JOBS};

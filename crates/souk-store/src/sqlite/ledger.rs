@@ -11,8 +11,8 @@ use super::{from_sqlx, SqliteStore};
 use crate::rows::IdempotencyRow;
 use crate::shared::ledger::{INSERT_IDEMPOTENCY, SELECT_IDEMPOTENCY};
 
+pub(super) use shared::settle_in;
 use shared::{bind_claim, give_back, release_stale};
-pub(super) use shared::{reserve_in, settle_in};
 
 crate::shared::ledger::impl_ledger! {
     store: SqliteStore,
