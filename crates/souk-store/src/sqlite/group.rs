@@ -395,8 +395,8 @@ fn reserve(db: &Connection, request: &ReserveRequest, answer: Option<&str>) -> R
     }
 }
 
-/// The body of an async submission (the same steps as `shared::jobs`'s `submit_job`): the
-/// reservation, its claim keeping the "accepted" answer, and the job, pending and due now. A job that
+/// The body of an async submission: the reservation, its claim keeping the "accepted" answer, and
+/// the job, pending and due now. A job that
 /// cannot be inserted undoes the reservation, so the submission keeps nothing.
 fn submit_job(db: &Connection, request: &ReserveRequest, job: &NewJob) -> Result<ReserveOutcome, StoreError> {
     let outcome = reserve(db, request, job.answer.as_deref())?;
@@ -438,8 +438,9 @@ fn submit_job(db: &Connection, request: &ReserveRequest, job: &NewJob) -> Result
     }
 }
 
-/// The body of a job's completion (the same steps as `shared::jobs`'s `complete_job`): finishes a
-/// job still `pending` or `waiting` and settles its units; a job already finished changes nothing.
+/// The body of a job's completion (the same steps as `shared::jobs`'s `complete_in_transaction`):
+/// finishes a job still `pending` or `waiting` and settles its units; a job already finished changes
+/// nothing.
 fn complete_job(db: &Connection, completion: &JobCompletion) -> Result<bool, StoreError> {
     let state = if completion.succeeded {
         JobState::Succeeded
