@@ -403,11 +403,10 @@ async fn claim_client_msg_id(
     tx: &mut Transaction<'static, Postgres>,
     request: &ReserveRequest,
     client_msg_id: &str,
-    answer: Option<&str>,
 ) -> Result<Option<IdempotencyRecord>, StoreError> {
     let claim = format!("{INSERT_IDEMPOTENCY} RETURNING request_id");
     for _ in 0..CLAIM_ATTEMPTS {
-        let claimed = bind_claim(&claim, request, client_msg_id, answer)
+        let claimed = bind_claim(&claim, request, client_msg_id)
             .fetch_optional(&mut **tx)
             .await
             .map_err(from_sqlx)?;

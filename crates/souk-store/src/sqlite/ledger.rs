@@ -48,9 +48,8 @@ async fn claim_client_msg_id(
     tx: &mut Transaction<'static, Sqlite>,
     request: &ReserveRequest,
     client_msg_id: &str,
-    answer: Option<&str>,
 ) -> Result<Option<IdempotencyRecord>, StoreError> {
-    let inserted = bind_claim(INSERT_IDEMPOTENCY, request, client_msg_id, answer)
+    let inserted = bind_claim(INSERT_IDEMPOTENCY, request, client_msg_id)
         .execute(&mut **tx)
         .await
         .map_err(from_sqlx)?
