@@ -93,18 +93,12 @@ impl GroupCommit {
         if request.units < 0 {
             return Err(StoreError::Internal("cannot reserve a negative number of units".into()));
         }
-        match self.submit(writer, Op::Reserve(request.clone())).await? {
-            Done::Reserved(outcome) => Ok(outcome),
-            Done::Applied(_) => Err(StoreError::Internal("a reservation was answered as a settlement or issue".into())),
-        }
+        self.reserving(writer, Op::Reserve(request.clone())).await
     }
 
     /// [`souk_core::store::Ledger::settle`], batched.
     pub(crate) async fn settle(self: &Arc<Self>, writer: &SqlitePool, settlement: &Settlement) -> Result<bool, StoreError> {
-        match self.submit(writer, Op::Settle(settlement.clone())).await? {
-            Done::Applied(settled) => Ok(settled),
-            Done::Reserved(_) => Err(StoreError::Internal("a settlement was answered as a reservation".into())),
-        }
+        self.applying(writer, Op::Settle(settlement.clone())).await
     }
 
     /// [`souk_core::store::jobs::Jobs::submit_job`], batched.
@@ -117,18 +111,12 @@ impl GroupCommit {
         if request.units < 0 {
             return Err(StoreError::Internal("cannot reserve a negative number of units".into()));
         }
-        match self.submit(writer, Op::Submit(request.clone(), job.clone())).await? {
-            Done::Reserved(outcome) => Ok(outcome),
-            Done::Applied(_) => Err(StoreError::Internal("a submission was answered as a settlement or issue".into())),
-        }
+        self.reserving(writer, Op::Submit(request.clone(), job.clone())).await
     }
 
     /// [`souk_core::store::jobs::Jobs::complete_job`], batched.
     pub(crate) async fn complete_job(self: &Arc<Self>, writer: &SqlitePool, completion: &JobCompletion) -> Result<bool, StoreError> {
-        match self.submit(writer, Op::Complete(completion.clone())).await? {
-            Done::Applied(finished) => Ok(finished),
-            Done::Reserved(_) => Err(StoreError::Internal("a job's completion was answered as a reservation".into())),
-        }
+        self.applying(writer, Op::Complete(completion.clone())).await
     }
 
     /// [`souk_core::store::Tokens::issue_token`], batched.
@@ -140,12 +128,23 @@ impl GroupCommit {
         expect_current: Option<Option<&str>>,
     ) -> Result<bool, StoreError> {
         let expect_current = expect_current.map(|current| current.map(str::to_owned));
-        match self
-            .submit(writer, Op::IssueToken(token.clone(), supersede, expect_current))
-            .await?
-        {
-            Done::Applied(issued) => Ok(issued),
-            Done::Reserved(_) => Err(StoreError::Internal("a token issue was answered as a reservation".into())),
+        self.applying(writer, Op::IssueToken(token.clone(), supersede, expect_current))
+            .await
+    }
+
+    /// Runs a reservation or submission: its answer is a [`ReserveOutcome`].
+    async fn reserving(self: &Arc<Self>, writer: &SqlitePool, op: Op) -> Result<ReserveOutcome, StoreError> {
+        match self.submit(writer, op).await? {
+            Done::Reserved(outcome) => Ok(outcome),
+            Done::Applied(_) => Err(StoreError::Internal("a reservation was answered as a settlement or issue".into())),
+        }
+    }
+
+    /// Runs a settlement, completion or token issue: its answer is whether it changed anything.
+    async fn applying(self: &Arc<Self>, writer: &SqlitePool, op: Op) -> Result<bool, StoreError> {
+        match self.submit(writer, op).await? {
+            Done::Applied(applied) => Ok(applied),
+            Done::Reserved(_) => Err(StoreError::Internal("a settlement or issue was answered as a reservation".into())),
         }
     }
 
