@@ -163,22 +163,7 @@ fn classify(err: reqwest::Error) -> UpstreamReply {
     if err.is_timeout() {
         return UpstreamReply::TimedOut;
     }
-    UpstreamReply::ConnectFailed(describe(&err.without_url()))
-}
-
-/// An error and its causes, `a: b: c`, as far as they say something new.
-fn describe(err: &reqwest::Error) -> String {
-    let mut text = err.to_string();
-    let mut source: Option<&(dyn StdError + 'static)> = err.source();
-    while let Some(cause) = source {
-        let part = cause.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = cause.source();
-    }
-    text
+    UpstreamReply::ConnectFailed(crate::upstream::describe(&err.without_url()))
 }
 
 /// The redirect policy: follow within the first URL's origin, at most

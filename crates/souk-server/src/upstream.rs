@@ -70,13 +70,17 @@ impl HttpTransport {
     }
 }
 
-/// A client error with its causes ("client error (Connect): tcp connect error: Connection refused").
-fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+/// An error and its causes, `a: b: c`, as far as they say something new ("client error (Connect):
+/// tcp connect error: Connection refused"). Both HTTP clients' errors are described with it.
+pub(crate) fn describe(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
         source = cause.source();
     }
     text
